@@ -1,0 +1,1 @@
+"""Deployment definitions: ``serve.py`` for one machine, ``prefect.yaml`` for work pools."""

@@ -1,0 +1,91 @@
+"""Render ``deployments/prefect.yaml`` from the registry, so the two never disagree.
+
+``opsflow deployments`` writes it, ``opsflow deployments --check`` (and a test)
+fails when someone edits one without the other. ``prefect deploy --all`` reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from flows.registry import REGISTRY
+
+PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
+PROCESS_POOL = "opsflow-process"
+KUBERNETES_POOL = "opsflow-kubernetes"
+KUBERNETES_SUFFIX = "-k8s"
+
+HEADER = """\
+# Generated from flows/registry.py by `opsflow deployments`; do not edit by hand.
+#
+# One machine:  prefect work-pool create opsflow-process --type process
+#               prefect worker start --pool opsflow-process
+# Many:         prefect work-pool create opsflow-kubernetes --type kubernetes
+#               (run the prefect-kubernetes worker in the cluster; one Job per flow run)
+# Then, from the repository root:
+#               OPSFLOW_GIT_REPOSITORY=https://... prefect deploy --all \\
+#                   --prefect-file deployments/prefect.yaml
+# Each flow gets `<flow>/opsflow` on the process pool (schedule active) and
+# `<flow>/opsflow-k8s` on the Kubernetes pool (same schedule, inactive until you
+# move scheduled work to the cluster, so nothing runs twice).
+"""
+
+
+def _deployment(spec, pool: str, suffix: str, schedule_active: bool) -> dict:
+    tags = ["opsflow", "read-only" if spec.read_only else "changes-world"]
+    if spec.destructive:
+        tags.append("destructive")
+    dep: dict = {
+        "name": f"{spec.deployment}{suffix}",
+        "entrypoint": spec.file_entrypoint,
+        "description": spec.summary,
+        "tags": tags,
+        "schedules": (
+            [{"cron": spec.cron, "timezone": "UTC", "active": schedule_active}] if spec.cron else []
+        ),
+        "work_pool": {"name": pool, "job_variables": {}},
+    }
+    if pool == KUBERNETES_POOL:
+        dep["work_pool"]["job_variables"] = {
+            "image": "{{ $OPSFLOW_IMAGE }}",
+            "env": {
+                # results must live where the bridge can read them back
+                "PREFECT_DEFAULT_RESULT_STORAGE_BLOCK": "{{ $OPSFLOW_RESULT_STORAGE_BLOCK }}",
+                "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            },
+        }
+    return dep
+
+
+def render_prefect_yaml() -> str:
+    doc = {
+        "name": "opsflow",
+        "prefect-version": "3.8.8",
+        "pull": [
+            {
+                "prefect.deployments.steps.git_clone": {
+                    "id": "clone",
+                    "repository": "{{ $OPSFLOW_GIT_REPOSITORY }}",
+                    "branch": "main",
+                }
+            },
+            {
+                "prefect.deployments.steps.run_shell_script": {
+                    "directory": "{{ clone.directory }}",
+                    "script": "pip install --constraint constraints.txt .",
+                    "stream_output": False,
+                }
+            },
+        ],
+        "deployments": [
+            _deployment(spec, pool, suffix, active)
+            for spec in REGISTRY
+            for pool, suffix, active in (
+                (PROCESS_POOL, "", True),
+                (KUBERNETES_POOL, KUBERNETES_SUFFIX, False),
+            )
+        ],
+    }
+    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)

@@ -1,0 +1,1 @@
+"""The MCP bridge: registry flows as MCP tools, each call a flow run on a Prefect API."""

@@ -1,0 +1,303 @@
+"""The ``opsflow`` command: list, run and serve the registry's flows, and bridge them to MCP.
+
+Prefect reads its settings at import, so this module configures the environment
+first and imports Prefect (and the flows) only inside the commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from opsflow import environment, local_server
+from opsflow.paths import data_dir
+
+READY_TIMEOUT_SECONDS = 180.0
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _use_running_serve() -> local_server.ServeState | None:
+    """Point this process at a running ``opsflow serve`` when no API is configured."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    state = local_server.running_instance()
+    if state:
+        os.environ["PREFECT_API_URL"] = state.api_url
+    return state
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """opsflow: cloud operations as Prefect flows, with an MCP bridge for agents."""
+    environment.configure()
+
+
+@cli.command("flows")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def flows_cmd(as_json: bool) -> None:
+    """List the registry: name, read-only/destructive, schedule, description."""
+    from flows.registry import REGISTRY
+
+    rows = [
+        {
+            "name": s.name,
+            "deployment": s.full_deployment_name,
+            "mode": "destructive" if s.destructive else ("read-only" if s.read_only else "writes"),
+            "schedule": s.cron or "on demand",
+            "description": s.summary,
+        }
+        for s in REGISTRY
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(
+            f"{r['name']:<{width}}  {r['mode']:<11}  {r['schedule']:<12}  {r['description']}"
+        )
+
+
+@cli.command("run")
+@click.argument("flow_name")
+@click.option("--params", "params_json", default="{}", help="Flow parameters as a JSON object.")
+def run_cmd(flow_name: str, params_json: str) -> None:
+    """Run one flow and print its result as JSON on stdout (logs go to stderr)."""
+    _use_running_serve()
+    from flows.params import InvalidParameters, validate_parameters
+    from flows.registry import get_spec
+
+    try:
+        spec = get_spec(flow_name)
+    except KeyError as exc:
+        _fail(exc.args[0], 2)
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as exc:
+        _fail(f"--params is not valid JSON: {exc.msg} at position {exc.pos}", 2)
+    try:
+        validate_parameters(spec.flow, params)
+    except InvalidParameters as exc:
+        _fail(str(exc), 2)
+    state = spec.flow(**params, return_state=True)
+    if not state.is_completed():
+        _fail(f"flow run {state.name}: {state.message or 'no message'}")
+    result = state.result()
+    click.echo(result.model_dump_json(indent=2) if hasattr(result, "model_dump_json") else result)
+
+
+def _wait_for_serve(child: subprocess.Popen | None) -> local_server.ServeState:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        state = local_server.running_instance()
+        if state:
+            return state
+        if child is not None and child.poll() is not None and not local_server.lock_is_held():
+            log = data_dir() / "serve.log"
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise RuntimeError(f"opsflow serve exited with code {child.returncode}\n{tail}")
+        time.sleep(0.3)
+    raise RuntimeError(f"opsflow serve was not ready after {READY_TIMEOUT_SECONDS:.0f}s")
+
+
+def _spawn_serve(detached: bool) -> subprocess.Popen:
+    """Start ``opsflow serve`` as a child (dies with us) or detached (outlives us)."""
+    log = open(data_dir() / "serve.log", "ab")  # noqa: SIM115 - handed to the child
+    kwargs: dict = {"start_new_session": True}
+    if not detached:
+        kwargs["preexec_fn"] = local_server._die_with_parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsflow", "serve"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+    )
+    log.close()
+    return proc
+
+
+def ensure_serve(detached: bool = False) -> tuple[local_server.ServeState, subprocess.Popen | None]:
+    """Reuse the running ``opsflow serve`` or start one; returns it and the child we started."""
+    state = local_server.running_instance()
+    if state:
+        return state, None
+    child = _spawn_serve(detached)
+    try:
+        return _wait_for_serve(child), child
+    except BaseException:
+        _stop_child(child)
+        raise
+
+
+def _stop_child(child: subprocess.Popen | None) -> None:
+    if child is None or child.poll() is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+
+
+@cli.command("serve")
+@click.option("--port", type=int, default=None, help="Local Prefect server port (default 4200).")
+@click.option("--background", is_flag=True, help="Start detached and return once ready.")
+def serve_cmd(port: int | None, background: bool) -> None:
+    """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow."""
+    if background:
+        try:
+            state, _ = ensure_serve(detached=True)
+        except RuntimeError as exc:
+            _fail(str(exc))
+        click.echo(f"opsflow serve running (pid {state.pid})")
+        click.echo(f"Prefect API: {state.api_url}\nPrefect UI:  {state.ui_url}")
+        return
+    local_server.reap_stale_server()
+    try:
+        lock_fd = local_server.acquire_lock()
+    except local_server.AlreadyRunning as exc:
+        _fail(str(exc))
+    state_file = data_dir() / "serve.json"
+    state_file.unlink(missing_ok=True)
+    server = None
+
+    def _terminate(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        api_url = os.environ.get("PREFECT_API_URL")
+        if api_url:
+            ui_url = api_url.removesuffix("/").removesuffix("/api")
+        else:
+            click.echo("Starting local Prefect server...", err=True)
+            server = local_server.LocalPrefectServer(port=port)
+            server.start()
+            api_url, ui_url = server.api_url, server.ui_url
+            os.environ["PREFECT_API_URL"] = api_url
+
+        def ready() -> None:
+            local_server.ServeState(
+                pid=os.getpid(),
+                api_url=api_url,
+                ui_url=ui_url,
+                server_pid=server.process.pid if server and server.process else None,
+            ).write()
+            click.echo(f"Prefect API: {api_url}\nPrefect UI:  {ui_url}", err=True)
+            click.echo("Serving every opsflow deployment; Ctrl-C to stop.", err=True)
+
+        from deployments.serve import serve_registry
+
+        asyncio.run(serve_registry(on_ready=ready))
+    except KeyboardInterrupt:
+        click.echo("Shutting down opsflow serve...", err=True)
+    finally:
+        state_file.unlink(missing_ok=True)
+        if server is not None:
+            server.stop()
+        os.close(lock_fd)
+
+
+@cli.command("stop")
+def stop_cmd() -> None:
+    """Stop the ``opsflow serve`` running for this data folder."""
+    state = local_server.ServeState.read()
+    if not state or not local_server.lock_is_held():
+        click.echo("opsflow serve is not running")
+        return
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while local_server.lock_is_held() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    click.echo("stopped" if not local_server.lock_is_held() else "still stopping")
+
+
+@cli.command("mcp")
+@click.option("--http", "http_addr", default=None, metavar="HOST:PORT",
+              help="Serve streamable HTTP on HOST:PORT instead of stdio.")
+@click.option("--insecure-local", is_flag=True,
+              help="Allow HTTP without OPSFLOW_MCP_TOKEN on a loopback address.")
+def mcp_cmd(http_addr: str | None, insecure_local: bool) -> None:
+    """Run the MCP bridge: one tool per flow, each call a flow run on the Prefect API."""
+    from mcp_bridge.http import parse_http_address, validate_http_security
+
+    token = os.environ.get("OPSFLOW_MCP_TOKEN") or None
+    if http_addr:
+        try:
+            host, port = parse_http_address(http_addr)
+            validate_http_security(host, token, insecure_local)
+        except ValueError as exc:
+            _fail(str(exc), 2)
+    child = None
+    ui_url = None
+    if not os.environ.get("PREFECT_API_URL"):
+        try:
+            state, child = ensure_serve(detached=False)
+        except RuntimeError as exc:
+            _fail(str(exc))
+        os.environ["PREFECT_API_URL"] = state.api_url
+        ui_url = state.ui_url
+    try:
+        from mcp_bridge.server import build_server
+
+        server = build_server(ui_url=ui_url)
+        if http_addr:
+            from mcp_bridge.http import run_http
+
+            run_http(server, host, port, token)
+        else:
+            server.run("stdio")
+    finally:
+        _stop_child(child)
+
+
+@cli.command("deployments")
+@click.option("--check", is_flag=True, help="Exit 1 if deployments/prefect.yaml is out of date.")
+def deployments_cmd(check: bool) -> None:
+    """Render deployments/prefect.yaml from the registry (or check it is current)."""
+    from deployments.prefect_yaml import PREFECT_YAML, render_prefect_yaml
+
+    text = render_prefect_yaml()
+    current = PREFECT_YAML.read_text() if PREFECT_YAML.exists() else ""
+    if check:
+        if current != text:
+            _fail(f"{PREFECT_YAML} disagrees with the registry; run `opsflow deployments`")
+        click.echo("prefect.yaml matches the registry")
+        return
+    tmp = PREFECT_YAML.with_suffix(".yaml.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, PREFECT_YAML)
+    click.echo(f"wrote {PREFECT_YAML}")
+
+
+@cli.command("demo")
+def demo_cmd() -> None:
+    """Run the main jobs on embedded defaults and say where to look next."""
+    from opsflow.demo import run_demo
+
+    state, _ = ensure_serve(detached=True)
+    os.environ["PREFECT_API_URL"] = state.api_url
+    run_demo(state)
+
+
+def main() -> None:
+    with contextlib.suppress(BrokenPipeError):
+        cli(standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()

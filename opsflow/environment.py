@@ -1,0 +1,40 @@
+"""Prefect settings opsflow applies before Prefect is imported.
+
+Prefect reads its settings when it is first imported, so the CLI calls
+``configure()`` first thing. Everything a user sets explicitly wins (setdefault).
+"""
+
+from __future__ import annotations
+
+import os
+
+from opsflow.paths import data_dir, prefect_home, results_dir
+
+# Keep the runner snappy for agent calls: the default 10 s poll would add up to 10 s
+# to every bridge call before the run even starts.
+RUNNER_POLL_SECONDS = "1"
+
+
+def local_database_url() -> str:
+    return f"sqlite+aiosqlite:///{prefect_home() / 'opsflow.db'}"
+
+
+def configure() -> None:
+    """Point Prefect at opsflow's data folder (home, database, results) unless set."""
+    data_dir()
+    prefect_home().mkdir(parents=True, exist_ok=True)
+    results_dir().mkdir(parents=True, exist_ok=True)
+    defaults = {
+        "PREFECT_HOME": str(prefect_home()),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": local_database_url(),
+        "PREFECT_LOCAL_STORAGE_PATH": str(results_dir()),
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+        "PREFECT_RUNNER_POLL_FREQUENCY": RUNNER_POLL_SECONDS,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_CLI_COLORS": "false",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        # the ephemeral API (no server) is what `opsflow run` uses with nothing running
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)

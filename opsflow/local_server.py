@@ -1,0 +1,202 @@
+"""Start, find and stop the local Prefect server that ``opsflow serve`` owns.
+
+One ``opsflow serve`` per data folder: it holds an exclusive ``flock`` on
+``serve.lock`` for its whole life and records its addresses in ``serve.json``. A
+second one finds the lock taken and says so instead of opening the same SQLite
+database twice. The server runs in its own process group and gets SIGTERM when
+its parent dies (``PR_SET_PDEATHSIG``), so no orphan outlives ``opsflow serve``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from opsflow.paths import data_dir
+
+DEFAULT_PORT = 4200
+HEALTH_TIMEOUT_SECONDS = 120.0
+
+
+class AlreadyRunning(RuntimeError):
+    """Another ``opsflow serve`` holds this data folder."""
+
+
+@dataclass
+class ServeState:
+    pid: int
+    api_url: str
+    ui_url: str
+    server_pid: int | None = None
+
+    @classmethod
+    def read(cls) -> ServeState | None:
+        path = data_dir() / "serve.json"
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write(self) -> None:
+        path = data_dir() / "serve.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, path)
+
+
+def _lock_path() -> Path:
+    return data_dir() / "serve.lock"
+
+
+def acquire_lock() -> int:
+    """Take the serve lock, or raise AlreadyRunning naming the holder."""
+    fd = os.open(_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        state = ServeState.read()
+        where = f" (pid {state.pid}, API {state.api_url})" if state else ""
+        raise AlreadyRunning(
+            f"opsflow serve is already running for {data_dir()}{where}"
+        ) from None
+    return fd
+
+
+def lock_is_held() -> bool:
+    fd = os.open(_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def running_instance() -> ServeState | None:
+    """The live ``opsflow serve`` of this data folder, if one is up and healthy."""
+    state = ServeState.read()
+    if state and lock_is_held() and is_healthy(state.api_url):
+        return state
+    return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def pick_port(preferred: int = DEFAULT_PORT) -> int:
+    if _port_free(preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _kill_group(pid: int, timeout: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def reap_stale_server() -> None:
+    """Stop a server left behind by an ``opsflow serve`` that was killed with SIGKILL."""
+    state = ServeState.read()
+    if state and state.server_pid and not lock_is_held():
+        _kill_group(state.server_pid)
+
+
+class LocalPrefectServer:
+    """A ``prefect server start`` child process on 127.0.0.1 with opsflow's SQLite database."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None):
+        self.port = port or pick_port()
+        self.log_path = log_path or data_dir() / "prefect-server.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalPrefectServer:
+        prefect_bin = Path(sys.executable).with_name("prefect")
+        cmd = [str(prefect_bin), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        env = {**os.environ}
+        env.pop("PREFECT_API_URL", None)  # the server must not talk to itself as a client
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.process = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        log.close()
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"Prefect server exited during start-up:\n{tail}")
+            if is_healthy(self.api_url, timeout=1.0):
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"Prefect server not healthy after {HEALTH_TIMEOUT_SECONDS:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        _kill_group(self.process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self.process = None

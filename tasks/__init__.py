@@ -1,0 +1,1 @@
+"""Retryable Prefect tasks and the pure logic they call, one module per outside system or step."""
