@@ -103,7 +103,8 @@ def _meets(inst: InstanceType, req: ComputeRequest) -> bool:
     if inst.vcpus < req.vcpus or inst.memory_gib < req.memory_gib:
         return False
     if req.gpu_type is None:
-        return True
+        # GPUs nobody asked for are paid for all the same: not a match for a CPU workload.
+        return inst.gpu is None
     gpu = inst.gpu
     if gpu is None or gpu.model != req.gpu_type or gpu.count < req.gpu_count:
         return False
