@@ -18,7 +18,7 @@ from flows.registry import REGISTRY
 DEFAULT_RUN_LIMIT = 25
 
 
-def registry_deployments() -> list[RunnerDeployment]:
+async def registry_deployments() -> list[RunnerDeployment]:
     """One RunnerDeployment per registry entry, carrying its name, schedule and tags."""
     deployments = []
     for spec in REGISTRY:
@@ -26,7 +26,7 @@ def registry_deployments() -> list[RunnerDeployment]:
         if spec.destructive:
             tags.append("destructive")
         deployments.append(
-            spec.flow.to_deployment(
+            await spec.flow.ato_deployment(
                 name=spec.deployment,
                 cron=spec.cron,
                 tags=tags,
@@ -40,7 +40,7 @@ async def serve_registry(on_ready: Callable[[], None] | None = None) -> None:
     """Register every deployment, call ``on_ready``, then execute runs until cancelled."""
     limit = int(os.environ.get("OPSFLOW_RUN_LIMIT", DEFAULT_RUN_LIMIT))
     runner = Runner(name="opsflow-serve", limit=limit, pause_on_shutdown=False)
-    for deployment in registry_deployments():
+    for deployment in await registry_deployments():
         await runner.aadd_deployment(deployment)
     if on_ready is not None:
         on_ready()

@@ -69,6 +69,7 @@ REGISTRY: tuple[FlowSpec, ...] = (
     FlowSpec(
         entrypoint="flows.refresh_price_catalog:refresh_price_catalog",
         cron="0 6 * * 1",  # weekly, Monday 06:00 UTC: list prices move rarely
+        read_only=False,  # writes a new local catalog version; changes no cloud resource
     ),
 )
 

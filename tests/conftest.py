@@ -1,0 +1,100 @@
+"""Shared fixtures. The environment is set before Prefect is imported anywhere."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Each test session gets its own data folder; nothing touches ~/.opsflow.
+_HOME = Path(tempfile.mkdtemp(prefix="opsflow-test-"))
+os.environ["OPSFLOW_HOME"] = str(_HOME)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from opsflow import environment  # noqa: E402
+
+environment.configure()
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def harness():
+    """A temporary Prefect API for flow tests (prefect_test_harness)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def opsflow_home() -> Path:
+    return _HOME
+
+
+def start_serve(home: Path, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OPSFLOW_HOME": str(home), **(extra_env or {})}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_HOME", None)
+    env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+    env.pop("PREFECT_LOCAL_STORAGE_PATH", None)
+    log = open(home / "serve-test.log", "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [str(BIN / "opsflow"), "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=REPO,
+    )
+
+
+def wait_ready(home: Path, proc: subprocess.Popen, timeout: float = 180):
+    from opsflow import local_server
+
+    old = os.environ["OPSFLOW_HOME"]
+    os.environ["OPSFLOW_HOME"] = str(home)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = local_server.running_instance()
+            if state:
+                return state
+            if proc.poll() is not None:
+                raise RuntimeError((home / "serve-test.log").read_text()[-3000:])
+            time.sleep(0.3)
+        raise TimeoutError((home / "serve-test.log").read_text()[-3000:])
+    finally:
+        os.environ["OPSFLOW_HOME"] = old
+
+
+def stop_serve(proc: subprocess.Popen, timeout: float = 60) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def serve(opsflow_home):
+    """A real `opsflow serve` (local Prefect server + runner) sharing the session's data folder."""
+    proc = start_serve(opsflow_home)
+    state = wait_ready(opsflow_home, proc)
+    yield state
+    stop_serve(proc)
+
+
+@pytest.fixture
+def serve_api(serve):
+    """Point this test's Prefect client at the `opsflow serve` API."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: serve.api_url, PREFECT_UI_URL: serve.ui_url}):
+        yield serve
