@@ -91,7 +91,8 @@ def test_failed_run_exits_non_zero_with_the_failure(tmp_path):
         "run", "compare-compute", "--params", '{"vcpus": 2, "memory_gib": 4}', home=tmp_path
     )
     assert proc.returncode == 1
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: flow run Failed")
-    assert "Traceback" not in last
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert line.startswith("error: flow run Failed: ")
+    assert "ValidationError" in line or "JSON" in line
+    assert "Traceback" not in line
     assert proc.stdout == ""
