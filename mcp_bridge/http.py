@@ -61,7 +61,9 @@ class BearerTokenMiddleware:
             return await self.app(scope, receive, send)
         given = dict(scope.get("headers") or []).get(b"authorization", b"")
         if not hmac.compare_digest(given, self._expected):
-            body = json.dumps({"error": "invalid_token", "error_description": "bearer token required"})
+            body = json.dumps(
+                {"error": "invalid_token", "error_description": "bearer token required"}
+            )
             await send(
                 {
                     "type": "http.response.start",

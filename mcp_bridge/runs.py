@@ -12,17 +12,7 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterId,
-    FlowRunFilterStateName,
-    LogFilter,
-    LogFilterFlowRunId,
-)
 from prefect.client.schemas.objects import FlowRun
-from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import get_current_settings
@@ -56,8 +46,14 @@ def _api_error(exc: Exception) -> BridgeError:
     if isinstance(exc, httpx.TransportError):
         return BridgeError(f"the Prefect API at {api_url()} is unreachable ({type(exc).__name__})")
     if isinstance(exc, PrefectHTTPStatusError):
+        try:
+            body = exc.response.json()
+            detail = body.get("detail") or body.get("exception_detail") or ""
+        except ValueError:
+            detail = ""
         return BridgeError(
             f"the Prefect API at {api_url()} answered {exc.response.status_code}"
+            + (f": {str(detail)[:300]}" if detail else "")
         )
     return BridgeError(f"Prefect API error: {type(exc).__name__}")
 
@@ -125,11 +121,24 @@ def _duration(run: FlowRun) -> float | None:
     return None
 
 
+async def _filter(client, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """POST a ``/<object>/filter`` query with every field explicit.
+
+    prefect 3.8.8's typed client methods send null limit/sort/sub-filters, which its
+    own server rejects with 422, so the bridge speaks the REST shape directly.
+    """
+    response = await client.request("POST", path, json=body)
+    return response.json()
+
+
 async def _artifact_keys(client, flow_run_id: UUID) -> list[str]:
-    artifacts = await client.read_artifacts(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    rows = await _filter(
+        client,
+        "/artifacts/filter",
+        {"artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}}, "limit": 200,
+         "offset": 0, "sort": "KEY_ASC"},
     )
-    return sorted({a.key for a in artifacts if a.key})
+    return sorted({row["key"] for row in rows if row.get("key")})
 
 
 async def _result(run: FlowRun) -> Any:
@@ -205,43 +214,44 @@ async def details(flow_run_id: str, log_lines: int = 20) -> FlowRunDetails:
     run = await read_run(flow_run_id)
     try:
         async with get_client() as client:
-            logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])),
-                limit=log_lines,
-                sort=LogSort.TIMESTAMP_DESC,
+            logs = await _filter(
+                client,
+                "/logs/filter",
+                {"logs": {"flow_run_id": {"any_": [str(run.id)]}}, "limit": log_lines,
+                 "offset": 0, "sort": "TIMESTAMP_DESC"},
             )
     except (httpx.TransportError, PrefectHTTPStatusError) as exc:
         raise _api_error(exc) from None
-    lines = [f"{log.timestamp:%H:%M:%S} {log.message}" for log in reversed(logs)]
+    lines = [f"{log['timestamp'][11:19]} {log['message']}" for log in reversed(logs)]
     return await describe(
         run, outcome_cls=FlowRunDetails, parameters=dict(run.parameters or {}), logs=lines
     )
 
 
 async def list_runs(flow: str | None, state: str | None, limit: int) -> list[FlowRunSummary]:
-    flow_filter = FlowFilter(name=FlowFilterName(any_=[flow])) if flow else None
-    run_filter = (
-        FlowRunFilter(state=dict(name=FlowRunFilterStateName(any_=[state.capitalize()])))
-        if state
-        else None
-    )
+    body: dict[str, Any] = {"limit": limit, "offset": 0, "sort": "START_TIME_DESC"}
+    if flow:
+        body["flows"] = {"name": {"any_": [flow]}}
+    if state:
+        body["flow_runs"] = {"state": {"name": {"any_": [state.strip().capitalize()]}}}
     try:
         async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_filter=flow_filter,
-                flow_run_filter=run_filter,
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=limit,
-            )
-            flows = {f.id: f.name for f in await client.read_flows(
-                flow_filter=None, limit=200)}
+            rows = await _filter(client, "/flow_runs/filter", body)
+            runs = [FlowRun.model_validate(row) for row in rows]
+            flow_ids = sorted({str(r.flow_id) for r in runs})
+            flows = await _filter(
+                client, "/flows/filter",
+                {"flows": {"id": {"any_": flow_ids}}, "limit": 200, "offset": 0,
+                 "sort": "NAME_ASC"},
+            ) if flow_ids else []
     except (httpx.TransportError, PrefectHTTPStatusError) as exc:
         raise _api_error(exc) from None
+    names = {row["id"]: row["name"] for row in flows}
     return [
         FlowRunSummary(
             flow_run_id=str(r.id),
             flow_run_name=r.name,
-            flow=flows.get(r.flow_id, str(r.flow_id)),
+            flow=names.get(str(r.flow_id), str(r.flow_id)),
             state=r.state.name if r.state else "Unknown",
             start_time=r.start_time.isoformat() if r.start_time else None,
             duration_seconds=_duration(r),

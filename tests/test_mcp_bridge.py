@@ -106,7 +106,9 @@ def test_unfinished_run_returns_id_then_polls_and_lists(serve_api):
             assert "get_flow_run" in first.structured_content["next_step"]
             for _ in range(240):
                 got = await client.call_tool("get_flow_run", {"flow_run_id": run_id})
-                if got.structured_content["finished"]:
+                content = got.structured_content
+                # logs reach the API in batches, shortly after the state does
+                if content["finished"] and any("Finished in state" in ln for ln in content["logs"]):
                     break
                 await asyncio.sleep(0.5)
             listed = await client.call_tool(
