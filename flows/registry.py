@@ -75,7 +75,7 @@ REGISTRY: tuple[FlowSpec, ...] = (
 
 
 def get_spec(name: str) -> FlowSpec:
-    """Find a registry entry by flow name (``compare-compute``) or tool name (``compare_compute``)."""
+    """Find a registry entry by flow name (``compare-compute``) or tool name."""
     for spec in REGISTRY:
         if name in (spec.name, spec.tool_name):
             return spec

@@ -58,9 +58,7 @@ def _api_error(exc: Exception) -> BridgeError:
     return BridgeError(f"Prefect API error: {type(exc).__name__}")
 
 
-async def start_run(
-    deployment: str, parameters: dict[str, Any], idempotency_key: str
-) -> FlowRun:
+async def start_run(deployment: str, parameters: dict[str, Any], idempotency_key: str) -> FlowRun:
     """Create a run of ``deployment`` (``flow/deployment``) and return without waiting.
 
     The idempotency key makes a retried call return the run it already started.
@@ -135,8 +133,12 @@ async def _artifact_keys(client, flow_run_id: UUID) -> list[str]:
     rows = await _filter(
         client,
         "/artifacts/filter",
-        {"artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}}, "limit": 200,
-         "offset": 0, "sort": "KEY_ASC"},
+        {
+            "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}},
+            "limit": 200,
+            "offset": 0,
+            "sort": "KEY_ASC",
+        },
     )
     return sorted({row["key"] for row in rows if row.get("key")})
 
@@ -163,8 +165,13 @@ def _next_step(run: FlowRun) -> str | None:
     return None
 
 
-async def describe(run: FlowRun, flow_name: str | None = None, deployment: str | None = None,
-                   outcome_cls: type[FlowRunOutcome] = FlowRunOutcome, **extra: Any):
+async def describe(
+    run: FlowRun,
+    flow_name: str | None = None,
+    deployment: str | None = None,
+    outcome_cls: type[FlowRunOutcome] = FlowRunOutcome,
+    **extra: Any,
+):
     """Build the tool output for ``run``: state, duration, artifacts, link, result."""
     try:
         async with get_client() as client:
@@ -217,8 +224,12 @@ async def details(flow_run_id: str, log_lines: int = 20) -> FlowRunDetails:
             logs = await _filter(
                 client,
                 "/logs/filter",
-                {"logs": {"flow_run_id": {"any_": [str(run.id)]}}, "limit": log_lines,
-                 "offset": 0, "sort": "TIMESTAMP_DESC"},
+                {
+                    "logs": {"flow_run_id": {"any_": [str(run.id)]}},
+                    "limit": log_lines,
+                    "offset": 0,
+                    "sort": "TIMESTAMP_DESC",
+                },
             )
     except (httpx.TransportError, PrefectHTTPStatusError) as exc:
         raise _api_error(exc) from None
@@ -239,11 +250,20 @@ async def list_runs(flow: str | None, state: str | None, limit: int) -> list[Flo
             rows = await _filter(client, "/flow_runs/filter", body)
             runs = [FlowRun.model_validate(row) for row in rows]
             flow_ids = sorted({str(r.flow_id) for r in runs})
-            flows = await _filter(
-                client, "/flows/filter",
-                {"flows": {"id": {"any_": flow_ids}}, "limit": 200, "offset": 0,
-                 "sort": "NAME_ASC"},
-            ) if flow_ids else []
+            flows = (
+                await _filter(
+                    client,
+                    "/flows/filter",
+                    {
+                        "flows": {"id": {"any_": flow_ids}},
+                        "limit": 200,
+                        "offset": 0,
+                        "sort": "NAME_ASC",
+                    },
+                )
+                if flow_ids
+                else []
+            )
     except (httpx.TransportError, PrefectHTTPStatusError) as exc:
         raise _api_error(exc) from None
     names = {row["id"]: row["name"] for row in flows}

@@ -123,13 +123,17 @@ def flow_tool(spec: FlowSpec) -> Tool:
         )
     sig_params.append(
         inspect.Parameter(
-            "wait_seconds", inspect.Parameter.KEYWORD_ONLY,
-            default=DEFAULT_WAIT_SECONDS, annotation=WaitSeconds,
+            "wait_seconds",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=DEFAULT_WAIT_SECONDS,
+            annotation=WaitSeconds,
         )
     )
     sig_params.append(
         inspect.Parameter(
-            "idempotency_key", inspect.Parameter.KEYWORD_ONLY, default=None,
+            "idempotency_key",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
             annotation=IdempotencyKey,
         )
     )

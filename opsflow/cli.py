@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -227,10 +226,18 @@ def stop_cmd() -> None:
 
 
 @cli.command("mcp")
-@click.option("--http", "http_addr", default=None, metavar="HOST:PORT",
-              help="Serve streamable HTTP on HOST:PORT instead of stdio.")
-@click.option("--insecure-local", is_flag=True,
-              help="Allow HTTP without OPSFLOW_MCP_TOKEN on a loopback address.")
+@click.option(
+    "--http",
+    "http_addr",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve streamable HTTP on HOST:PORT instead of stdio.",
+)
+@click.option(
+    "--insecure-local",
+    is_flag=True,
+    help="Allow HTTP without OPSFLOW_MCP_TOKEN on a loopback address.",
+)
 def mcp_cmd(http_addr: str | None, insecure_local: bool) -> None:
     """Run the MCP bridge: one tool per flow, each call a flow run on the Prefect API."""
     from mcp_bridge.http import parse_http_address, validate_http_security

@@ -69,9 +69,7 @@ def acquire_lock() -> int:
         os.close(fd)
         state = ServeState.read()
         where = f" (pid {state.pid}, API {state.api_url})" if state else ""
-        raise AlreadyRunning(
-            f"opsflow serve is already running for {data_dir()}{where}"
-        ) from None
+        raise AlreadyRunning(f"opsflow serve is already running for {data_dir()}{where}") from None
     return fd
 
 

@@ -63,7 +63,8 @@ class Region(BaseModel):
     name: str
     geo: Geo
     block_storage_gib_month: float = Field(
-        gt=0, description="USD per GiB-month of the default SSD block volume (gp3, pd-balanced, ...)"
+        gt=0,
+        description="USD per GiB-month of the default SSD block volume (gp3, pd-balanced, ...)",
     )
 
 

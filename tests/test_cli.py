@@ -17,8 +17,12 @@ def opsflow(*args: str, home=None, timeout: float = 240) -> subprocess.Completed
         env["OPSFLOW_HOME"] = str(home)
     env.pop("PREFECT_API_URL", None)
     return subprocess.run(
-        [str(BIN / "opsflow"), *args], env=env, capture_output=True, text=True,
-        timeout=timeout, cwd=REPO,
+        [str(BIN / "opsflow"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 
@@ -38,17 +42,34 @@ def test_flows_lists_the_registry():
 
 def test_run_prints_the_result_as_json_on_stdout(serve):
     proc = opsflow(
-        "run", "compare-compute",
-        "--params", json.dumps({"vcpus": 8, "memory_gib": 32, "gpu": None, "region": "europe"}),
+        "run",
+        "compare-compute",
+        "--params",
+        json.dumps({"vcpus": 8, "memory_gib": 32, "gpu": None, "region": "europe"}),
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # stdout is only the result
     assert result["request"]["vcpus"] == 8
     assert result["options"], result
-    assert all(o["region"] in {"eu-west-1", "europe-west4", "westeurope", "eu-central-1",
-                               "europe-west1", "northeurope", "francecentral", "uksouth",
-                               "germanywestcentral", "europe-west3", "eu-west-2", "swedencentral"}
-               or "eu" in o["region"] for o in result["options"])
+    assert all(
+        o["region"]
+        in {
+            "eu-west-1",
+            "europe-west4",
+            "westeurope",
+            "eu-central-1",
+            "europe-west1",
+            "northeurope",
+            "francecentral",
+            "uksouth",
+            "germanywestcentral",
+            "europe-west3",
+            "eu-west-2",
+            "swedencentral",
+        }
+        or "eu" in o["region"]
+        for o in result["options"]
+    )
     assert "Cheapest" in result["recommendation"]["reason"]
     assert "Finished in state Completed" in proc.stderr  # logs went to stderr
 

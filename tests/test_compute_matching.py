@@ -1,7 +1,5 @@
 """Pure matching, pricing and recommendation logic on a small hand-made catalog."""
 
-from datetime import date
-
 import pytest
 
 from tasks.catalog import Catalog, ProviderCatalog
@@ -20,16 +18,36 @@ def _catalog() -> Catalog:
             "source": "test",
             "regions": [region("us-east-1", "us", 0.08), region("eu-west-1", "europe", 0.088)],
             "instances": [
-                {"name": "m.large", "family": "m", "category": "general", "vcpus": 2,
-                 "memory_gib": 8, "spot_interruption": "low",
-                 "prices": {"us-east-1": {"on_demand": 0.10, "spot": 0.04},
-                            "eu-west-1": {"on_demand": 0.11, "spot": 0.05}}},
-                {"name": "m.xlarge", "family": "m", "category": "general", "vcpus": 4,
-                 "memory_gib": 16, "spot_interruption": "high",
-                 "prices": {"us-east-1": {"on_demand": 0.20, "spot": 0.06}}},
-                {"name": "p.gpu", "family": "p", "category": "gpu", "vcpus": 96,
-                 "memory_gib": 1152, "gpu": {"model": "nvidia-a100", "count": 8, "memory_gib": 40},
-                 "prices": {"us-east-1": {"on_demand": 21.96}}},
+                {
+                    "name": "m.large",
+                    "family": "m",
+                    "category": "general",
+                    "vcpus": 2,
+                    "memory_gib": 8,
+                    "spot_interruption": "low",
+                    "prices": {
+                        "us-east-1": {"on_demand": 0.10, "spot": 0.04},
+                        "eu-west-1": {"on_demand": 0.11, "spot": 0.05},
+                    },
+                },
+                {
+                    "name": "m.xlarge",
+                    "family": "m",
+                    "category": "general",
+                    "vcpus": 4,
+                    "memory_gib": 16,
+                    "spot_interruption": "high",
+                    "prices": {"us-east-1": {"on_demand": 0.20, "spot": 0.06}},
+                },
+                {
+                    "name": "p.gpu",
+                    "family": "p",
+                    "category": "gpu",
+                    "vcpus": 96,
+                    "memory_gib": 1152,
+                    "gpu": {"model": "nvidia-a100", "count": 8, "memory_gib": 40},
+                    "prices": {"us-east-1": {"on_demand": 21.96}},
+                },
             ],
         }
     )
@@ -40,12 +58,26 @@ def _catalog() -> Catalog:
             "source": "test",
             "regions": [region("us-central1", "us"), region("europe-west4", "europe")],
             "instances": [
-                {"name": "n2-standard-4", "family": "n2", "category": "general", "vcpus": 4,
-                 "memory_gib": 16, "prices": {"us-central1": {"on_demand": 0.19},
-                                              "europe-west4": {"on_demand": 0.21}}},
-                {"name": "a2-highgpu-1g", "family": "a2", "category": "gpu", "vcpus": 12,
-                 "memory_gib": 85, "gpu": {"model": "nvidia-a100", "count": 1, "memory_gib": 40},
-                 "prices": {"us-central1": {"on_demand": 3.67}}},
+                {
+                    "name": "n2-standard-4",
+                    "family": "n2",
+                    "category": "general",
+                    "vcpus": 4,
+                    "memory_gib": 16,
+                    "prices": {
+                        "us-central1": {"on_demand": 0.19},
+                        "europe-west4": {"on_demand": 0.21},
+                    },
+                },
+                {
+                    "name": "a2-highgpu-1g",
+                    "family": "a2",
+                    "category": "gpu",
+                    "vcpus": 12,
+                    "memory_gib": 85,
+                    "gpu": {"model": "nvidia-a100", "count": 1, "memory_gib": 40},
+                    "prices": {"us-central1": {"on_demand": 3.67}},
+                },
             ],
         }
     )
@@ -56,8 +88,14 @@ def _catalog() -> Catalog:
             "source": "test",
             "regions": [region("eastus", "us")],
             "instances": [
-                {"name": "D4s_v5", "family": "Dsv5", "category": "general", "vcpus": 4,
-                 "memory_gib": 16, "prices": {"eastus": {"on_demand": 0.192}}},
+                {
+                    "name": "D4s_v5",
+                    "family": "Dsv5",
+                    "category": "general",
+                    "vcpus": 4,
+                    "memory_gib": 16,
+                    "prices": {"eastus": {"on_demand": 0.192}},
+                },
             ],
         }
     )
@@ -111,8 +149,10 @@ def test_gpu_spellings_match_all_providers(spelling):
 
 
 def test_gpu_count_and_memory_floors():
-    assert [o.instance_type for o in match_options(
-        _catalog(), _req(gpu_type="nvidia-a100", gpu_count=2))] == ["p.gpu"]
+    assert [
+        o.instance_type
+        for o in match_options(_catalog(), _req(gpu_type="nvidia-a100", gpu_count=2))
+    ] == ["p.gpu"]
     assert match_options(_catalog(), _req(gpu_type="nvidia-a100", gpu_memory_gib=80)) == []
     assert match_options(_catalog(), _req(gpu_type="nvidia-t4")) == []
 

@@ -47,7 +47,10 @@ def test_one_tool_per_flow_with_prefect_schemas_and_hints(serve_api):
 
     tools = run(go())
     assert set(tools) == {s.tool_name for s in REGISTRY} | {
-        "get_flow_run", "list_flow_runs", "cancel_flow_run", "resume_flow_run"
+        "get_flow_run",
+        "list_flow_runs",
+        "cancel_flow_run",
+        "resume_flow_run",
     }
     for spec in REGISTRY:
         tool = tools[spec.tool_name]
@@ -79,7 +82,8 @@ def test_compare_compute_returns_structured_result(serve_api):
     async def go():
         async with Client(server()) as client:
             return await client.call_tool(
-                "compare_compute", {**REQUIREMENT, "wait_seconds": 120},
+                "compare_compute",
+                {**REQUIREMENT, "wait_seconds": 120},
                 progress_callback=on_progress,
             )
 
@@ -152,7 +156,11 @@ def test_invalid_arguments_are_tool_errors_naming_the_field(serve_api, args, fie
             before = await client.call_tool("list_flow_runs", {"limit": 200})
             res = await client.call_tool("compare_compute", args)
             after = await client.call_tool("list_flow_runs", {"limit": 200})
-            return res, len(before.structured_content["runs"]), len(after.structured_content["runs"])
+            return (
+                res,
+                len(before.structured_content["runs"]),
+                len(after.structured_content["runs"]),
+            )
 
     res, before, after = run(go())
     assert res.is_error
@@ -173,6 +181,7 @@ def test_unreachable_prefect_api_is_a_tool_error():
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+
         async def go():
             async with Client(server()) as client:
                 return await client.call_tool("compare_compute", REQUIREMENT)
@@ -189,7 +198,9 @@ def _failing_flow():
 
 @flow(name="bridge-test-approval")
 def _approval_flow() -> dict:
-    answer = request_approval("## Plan\n- create 1 thing", key="bridge-test-plan", timeout_seconds=120)
+    answer = request_approval(
+        "## Plan\n- create 1 thing", key="bridge-test-plan", timeout_seconds=120
+    )
     return {"approved": answer.approve, "comment": answer.comment}
 
 
@@ -205,14 +216,16 @@ def test_failed_run_reports_state_and_message_without_traceback(serve_api):
     out = run(go()).structured_content
     assert out["state"] == "Failed" and out["finished"]
     assert "the VPN peer rejected the proposal" in out["message"]
-    assert "Traceback" not in out["message"] and "File \"" not in out["message"]
+    assert "Traceback" not in out["message"] and 'File "' not in out["message"]
     assert out["result"] is None
 
 
 def _start_in_thread(fn):
     ctx = contextvars.copy_context()
     box: dict = {}
-    thread = threading.Thread(target=lambda: box.setdefault("state", ctx.run(fn, return_state=True)))
+    thread = threading.Thread(
+        target=lambda: box.setdefault("state", ctx.run(fn, return_state=True))
+    )
     thread.start()
     return thread, box
 
@@ -227,7 +240,8 @@ def _wait_paused(name: str):
             for _ in range(240):
                 runs = await client.read_flow_runs(
                     flow_filter=FlowFilter(name=FlowFilterName(any_=[name])),
-                    sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
+                    sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                    limit=1,
                 )
                 if runs and runs[0].state.is_paused():
                     return str(runs[0].id)
@@ -277,7 +291,8 @@ def test_cancel_flow_run_cancels_a_scheduled_run(serve_api):
         async with get_client() as client:
             dep = await client.read_deployment_by_name("compare-compute/opsflow")
             fr = await client.create_flow_run_from_deployment(
-                dep.id, parameters=REQUIREMENT,
+                dep.id,
+                parameters=REQUIREMENT,
                 state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(hours=1)),
             )
         async with Client(server()) as mcp_client:
@@ -297,8 +312,10 @@ def test_cancel_flow_run_cancels_a_scheduled_run(serve_api):
 def _stdio_params(home, **env) -> StdioServerParameters:
     base = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     return StdioServerParameters(
-        command=str(BIN / "opsflow"), args=["mcp"],
-        env={**base, "OPSFLOW_HOME": str(home), **env}, cwd=str(REPO),
+        command=str(BIN / "opsflow"),
+        args=["mcp"],
+        env={**base, "OPSFLOW_HOME": str(home), **env},
+        cwd=str(REPO),
     )
 
 
@@ -351,8 +368,12 @@ def _mcp_http(serve, home, *args, token: str | None = TOKEN) -> subprocess.Popen
     if token:
         env["OPSFLOW_MCP_TOKEN"] = token
     return subprocess.Popen(
-        [str(BIN / "opsflow"), "mcp", *args], env=env, cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(BIN / "opsflow"), "mcp", *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -380,7 +401,9 @@ def test_http_requires_the_bearer_token(serve, opsflow_home):
         url = f"http://127.0.0.1:{port}/mcp"
         before = _count_runs(serve.api_url)
         call = {
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
             "params": {"name": "compare_compute", "arguments": REQUIREMENT},
         }
         headers = {"Accept": "application/json, text/event-stream"}
@@ -413,16 +436,18 @@ def test_http_refuses_to_start_without_a_token(serve, opsflow_home):
     proc = _mcp_http(serve, opsflow_home, "--http", f"127.0.0.1:{port}", token=None)
     assert proc.wait(60) == 2
     assert "OPSFLOW_MCP_TOKEN" in proc.stderr.read()
-    proc = _mcp_http(serve, opsflow_home, "--http", f"0.0.0.0:{port}", "--insecure-local",
-                     token=None)
+    proc = _mcp_http(
+        serve, opsflow_home, "--http", f"0.0.0.0:{port}", "--insecure-local", token=None
+    )
     assert proc.wait(60) == 2
     assert "loopback" in proc.stderr.read()
 
 
 def test_http_insecure_local_serves_loopback_without_token(serve, opsflow_home):
     port = _free_port()
-    proc = _mcp_http(serve, opsflow_home, "--http", f"127.0.0.1:{port}", "--insecure-local",
-                     token=None)
+    proc = _mcp_http(
+        serve, opsflow_home, "--http", f"127.0.0.1:{port}", "--insecure-local", token=None
+    )
     try:
         _wait_port(port, proc)
 

@@ -24,11 +24,21 @@ def _env(state, home: Path) -> dict:
 def test_prefect_deployment_run_completes_and_result_is_readable_by_id(serve_api, opsflow_home):
     proc = subprocess.run(
         [
-            str(BIN / "prefect"), "deployment", "run", "compare-compute/opsflow",
-            "--params", json.dumps({"vcpus": 4, "memory_gib": 16, "spot_allowed": True}),
-            "--watch", "--watch-timeout", "180",
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            "compare-compute/opsflow",
+            "--params",
+            json.dumps({"vcpus": 4, "memory_gib": 16, "spot_allowed": True}),
+            "--watch",
+            "--watch-timeout",
+            "180",
         ],
-        env=_env(serve_api, opsflow_home), capture_output=True, text=True, timeout=240, cwd=REPO,
+        env=_env(serve_api, opsflow_home),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
