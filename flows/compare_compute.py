@@ -77,7 +77,7 @@ def load_price_catalog() -> Catalog:
     return load_catalog()
 
 
-def _render_markdown(result: ComputeComparison) -> str:
+def render_markdown(result: ComputeComparison) -> str:
     req = result.request
     need = f"{req.vcpus} vCPU, {req.memory_gib:g} GiB"
     if req.gpu_type:
@@ -141,7 +141,7 @@ def publish_artifacts(result: ComputeComparison) -> list[str]:
         description="Compute options meeting the requirement, cheapest first",
     )
     create_markdown_artifact(
-        key=SUMMARY_KEY, markdown=_render_markdown(result), description="Recommendation"
+        key=SUMMARY_KEY, markdown=render_markdown(result), description="Recommendation"
     )
     return [TABLE_KEY, SUMMARY_KEY]
 

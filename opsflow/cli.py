@@ -29,12 +29,20 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _use_running_serve() -> local_server.ServeState | None:
-    """Point this process at a running ``opsflow serve`` when no API is configured."""
+    """Point this process at a running ``opsflow serve`` when no API is configured.
+
+    With none running, Prefect starts a temporary in-process server; it gets its own
+    database so it never opens the one a later ``opsflow serve`` owns.
+    """
     if os.environ.get("PREFECT_API_URL"):
         return None
     state = local_server.running_instance()
     if state:
         os.environ["PREFECT_API_URL"] = state.api_url
+    elif os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") == (
+        environment.local_database_url()
+    ):
+        os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = environment.ephemeral_database_url()
     return state
 
 
@@ -294,10 +302,10 @@ def deployments_cmd(check: bool) -> None:
 @cli.command("demo")
 def demo_cmd() -> None:
     """Run the main jobs on embedded defaults and say where to look next."""
-    from opsflow.demo import run_demo
-
     state, _ = ensure_serve(detached=True)
     os.environ["PREFECT_API_URL"] = state.api_url
+    from opsflow.demo import run_demo  # imports Prefect: only once the API is known
+
     run_demo(state)
 
 

@@ -19,6 +19,11 @@ def local_database_url() -> str:
     return f"sqlite+aiosqlite:///{prefect_home() / 'opsflow.db'}"
 
 
+def ephemeral_database_url() -> str:
+    """Database of the temporary server ``opsflow run`` uses when no serve is running."""
+    return f"sqlite+aiosqlite:///{prefect_home() / 'ephemeral.db'}"
+
+
 def configure() -> None:
     """Point Prefect at opsflow's data folder (home, database, results) unless set."""
     data_dir()
