@@ -16,6 +16,10 @@ from prefect.runner import Runner
 from flows.registry import REGISTRY
 
 DEFAULT_RUN_LIMIT = 25
+# How often the runner asks the API for runs to start. Prefect's default (10 s) is
+# built for schedules; an agent waiting on a tool call feels every second of it, and
+# one indexed query against a local server every half second costs nothing.
+DEFAULT_POLL_SECONDS = 0.5
 
 
 async def registry_deployments() -> list[RunnerDeployment]:
@@ -39,7 +43,10 @@ async def registry_deployments() -> list[RunnerDeployment]:
 async def serve_registry(on_ready: Callable[[], None] | None = None) -> None:
     """Register every deployment, call ``on_ready``, then execute runs until cancelled."""
     limit = int(os.environ.get("OPSFLOW_RUN_LIMIT", DEFAULT_RUN_LIMIT))
-    runner = Runner(name="opsflow-serve", limit=limit, pause_on_shutdown=False)
+    poll = float(os.environ.get("OPSFLOW_RUNNER_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+    runner = Runner(
+        name="opsflow-serve", limit=limit, pause_on_shutdown=False, query_seconds=poll
+    )
     for deployment in await registry_deployments():
         await runner.aadd_deployment(deployment)
     if on_ready is not None:

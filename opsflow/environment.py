@@ -10,9 +10,6 @@ import os
 
 from opsflow.paths import data_dir, prefect_home, results_dir
 
-# Keep the runner snappy for agent calls: the default 10 s poll would add up to 10 s
-# to every bridge call before the run even starts.
-RUNNER_POLL_SECONDS = "1"
 
 
 def local_database_url() -> str:
@@ -34,7 +31,6 @@ def configure() -> None:
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": local_database_url(),
         "PREFECT_LOCAL_STORAGE_PATH": str(results_dir()),
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-        "PREFECT_RUNNER_POLL_FREQUENCY": RUNNER_POLL_SECONDS,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_CLI_COLORS": "false",
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
