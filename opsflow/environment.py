@@ -11,7 +11,6 @@ import os
 from opsflow.paths import data_dir, prefect_home, results_dir
 
 
-
 def local_database_url() -> str:
     return f"sqlite+aiosqlite:///{prefect_home() / 'opsflow.db'}"
 
