@@ -91,10 +91,25 @@ def serve(opsflow_home):
     stop_serve(proc)
 
 
+def _reset_prefect_services() -> None:
+    """Flush and stop Prefect's process-wide events and logs workers.
+
+    They are singletons that bind the API URL when first used, so a test that switches
+    APIs would otherwise send task-run events to the previous test's server.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=10)
+    APILogWorker.drain_all(timeout=10)
+
+
 @pytest.fixture
 def serve_api(serve):
     """Point this test's Prefect client at the `opsflow serve` API."""
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+    _reset_prefect_services()
     with temporary_settings({PREFECT_API_URL: serve.api_url, PREFECT_UI_URL: serve.ui_url}):
         yield serve
+        _reset_prefect_services()
