@@ -9,7 +9,6 @@ without AWS or Prefect.
 from __future__ import annotations
 
 import json
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -17,14 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
-from prefect.tasks import exponential_backoff
 from prefect_aws import AwsCredentials
 
 from tasks.prices import PriceTable, Quote
-from tasks.retry import RETRIES, RETRY_BACKOFF_FACTOR, RETRY_JITTER_FACTOR, retry_on_transient
+from tasks.retry import cloud_api_task, task_logger
 
 PRICING_REGION = "us-east-1"  # the Price List API endpoint used for every region
 AWS_SOURCE = (
@@ -184,23 +179,9 @@ def _spot_prices(client: Any, instance_types: list[str]) -> dict[str, float]:
     return parse_spot_price_history(records)
 
 
-def _logger() -> Any:
-    """The task run's logger; the module logger when called outside a run (``.fn``)."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
 
 
-@task(
-    name="fetch-aws-prices",
-    retries=RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_FACTOR),
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_on_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@cloud_api_task("fetch-aws-prices")
 def fetch_aws_prices(
     credentials: AwsCredentials,
     instance_types: list[str],
@@ -240,7 +221,7 @@ def fetch_aws_prices(
             return fetch_aws_prices(creds, ["m5.large"], ["us-east-1"])
         ```
     """
-    logger = _logger()
+    logger = task_logger(__name__)
     session = credentials.get_boto3_session()
     pricing = _client(credentials, session, "pricing", PRICING_REGION)
     pairs = [(t, r) for r in regions for t in instance_types]

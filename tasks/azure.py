@@ -7,18 +7,13 @@ pay-as-you-go and spot prices are kept; Windows and Low Priority meters are not.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
-from prefect.tasks import exponential_backoff
 
 from tasks.prices import PriceTable, Quote
-from tasks.retry import RETRIES, RETRY_BACKOFF_FACTOR, RETRY_JITTER_FACTOR, retry_on_transient
+from tasks.retry import cloud_api_task, task_logger
 
 AZURE_RETAIL_ENDPOINT = "https://prices.azure.com"
 AZURE_API_VERSION = "2023-01-01-preview"
@@ -134,23 +129,9 @@ def iter_retail_items(
         params = None  # the next link already carries the query
 
 
-def _logger() -> Any:
-    """The task run's logger; the module logger when called outside a run (``.fn``)."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
 
 
-@task(
-    name="fetch-azure-prices",
-    retries=RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_FACTOR),
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_on_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@cloud_api_task("fetch-azure-prices")
 def fetch_azure_prices(
     instance_types: list[str],
     regions: list[str],
@@ -178,7 +159,7 @@ def fetch_azure_prices(
             return fetch_azure_prices(["Standard_D2s_v5"], ["eastus"])
         ```
     """
-    logger = _logger()
+    logger = task_logger(__name__)
     wanted = {name.lower(): name for name in instance_types}  # ARM names match case-blind
     items: list[dict[str, Any]] = []
     timeout = httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds))

@@ -10,7 +10,6 @@ pure functions below pick the rates and price each catalog machine type.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -18,16 +17,12 @@ from urllib.parse import urlsplit
 
 from google.cloud.billing_v1 import CloudCatalogClient, Sku
 from google.cloud.billing_v1.services.cloud_catalog.transports import CloudCatalogRestTransport
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
-from prefect.tasks import exponential_backoff
 from prefect_gcp import GcpCredentials
 
 from tasks.catalog import InstanceType
 from tasks.gpu import normalize_gpu
 from tasks.prices import PriceTable, Quote
-from tasks.retry import RETRIES, RETRY_BACKOFF_FACTOR, RETRY_JITTER_FACTOR, retry_on_transient
+from tasks.retry import cloud_api_task, task_logger
 
 GCP_BILLING_ENDPOINT = "https://cloudbilling.googleapis.com"
 COMPUTE_ENGINE_SERVICE = "services/6F81-5844-456A"
@@ -253,23 +248,9 @@ def catalog_client(
     return CloudCatalogClient(transport=transport)
 
 
-def _logger() -> Any:
-    """The task run's logger; the module logger when called outside a run (``.fn``)."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
 
 
-@task(
-    name="fetch-gcp-prices",
-    retries=RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_FACTOR),
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_on_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@cloud_api_task("fetch-gcp-prices")
 def fetch_gcp_prices(
     credentials: GcpCredentials,
     instances: list[InstanceType],
@@ -310,7 +291,7 @@ def fetch_gcp_prices(
             return fetch_gcp_prices(creds, machines, ["us-central1"])
         ```
     """
-    logger = _logger()
+    logger = task_logger(__name__)
     client = catalog_client(credentials, api_endpoint)
     request: dict[str, Any] = {"parent": COMPUTE_ENGINE_SERVICE, "currency_code": "USD"}
     if page_size:

@@ -12,8 +12,9 @@ own retries turned off so a failure is retried once, here, not multiplied.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -192,3 +193,36 @@ def one_line_reason(exc: BaseException, secrets: Iterable[str] = (), max_len: in
             message = message.replace(secret, "***")
     text = _WS.sub(" ", f"{type(exc).__name__}: {message}").strip()
     return text if len(text) <= max_len else text[: max_len - 1] + "…"
+
+
+def cloud_api_task(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """``@task`` with opsflow's retry policy for calls to a cloud API.
+
+    Retries throttling, timeouts and 5xx with exponential backoff and jitter
+    (``retry_on_transient``), never auth or validation errors; no result caching,
+    since a price or a cost must be fetched fresh.
+    """
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.tasks import exponential_backoff
+
+    return task(
+        name=name,
+        retries=RETRIES,
+        retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_FACTOR),
+        retry_jitter_factor=RETRY_JITTER_FACTOR,
+        retry_condition_fn=retry_on_transient,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+
+
+def task_logger(name: str) -> logging.Logger | logging.LoggerAdapter:
+    """The task run's logger; the module logger when called outside a run (``.fn``)."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(name)
