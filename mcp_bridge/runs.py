@@ -123,7 +123,8 @@ async def _filter(client, path: str, body: dict[str, Any]) -> list[dict[str, Any
     """POST a ``/<object>/filter`` query with every field explicit.
 
     prefect 3.8.8's typed client methods send null limit/sort/sub-filters, which its
-    own server rejects with 422, so the bridge speaks the REST shape directly.
+    server rejects with 422 under fastapi 0.151+; the bridge sends complete bodies so
+    it keeps working against any server it is pointed at.
     """
     response = await client.request("POST", path, json=body)
     return response.json()

@@ -59,3 +59,60 @@ def test_get_spec_accepts_flow_and_tool_names():
         assert "known flows" in exc.args[0]
     else:
         raise AssertionError("unknown flow accepted")
+
+
+def test_prefect_deploy_all_accepts_prefect_yaml(harness):
+    """`prefect deploy --all` registers every deployment on its pool with its schedule."""
+    import os
+    import subprocess
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    from tests.conftest import BIN, REPO
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "OPSFLOW_GIT_REPOSITORY": "https://example.com/opsflow.git",
+        "OPSFLOW_IMAGE": "python:3.11-slim",
+        "OPSFLOW_RESULT_STORAGE_BLOCK": "s3-bucket/opsflow-results",
+    }
+    for pool, kind in ((PROCESS_POOL, "process"), (KUBERNETES_POOL, "kubernetes")):
+        subprocess.run(
+            [str(BIN / "prefect"), "work-pool", "create", pool, "--type", kind, "--overwrite"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    proc = subprocess.run(
+        [
+            str(BIN / "prefect"),
+            "--no-prompt",
+            "deploy",
+            "--all",
+            "--prefect-file",
+            "deployments/prefect.yaml",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    with get_client(sync_client=True) as client:
+        for spec in REGISTRY:
+            local = client.read_deployment_by_name(spec.full_deployment_name)
+            k8s = client.read_deployment_by_name(spec.full_deployment_name + KUBERNETES_SUFFIX)
+            assert local.work_pool_name == PROCESS_POOL
+            assert k8s.work_pool_name == KUBERNETES_POOL
+            assert k8s.job_variables["image"] == "python:3.11-slim"
+            crons = [s.schedule.cron for s in local.schedules]
+            assert crons == ([spec.cron] if spec.cron else [])
+            assert [s.active for s in k8s.schedules] == [False] * len(crons)
+            assert local.pull_steps[0]["prefect.deployments.steps.git_clone"]["repository"] == (
+                "https://example.com/opsflow.git"
+            )
