@@ -15,6 +15,9 @@ _HOME = Path(tempfile.mkdtemp(prefix="opsflow-test-"))
 os.environ["OPSFLOW_HOME"] = str(_HOME)
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Credential chains must never probe cloud metadata addresses from a test machine.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("NO_GCE_CHECK", "True")
 
 from opsflow import environment  # noqa: E402
 
