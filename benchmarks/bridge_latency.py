@@ -52,7 +52,9 @@ def summary(name: str, values: list[float]) -> str:
 def start_serve() -> tuple[subprocess.Popen, local_server.ServeState]:
     log = open(HOME / "serve.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(BIN / "opsflow"), "serve"], stdout=log, stderr=subprocess.STDOUT,
+        [str(BIN / "opsflow"), "serve"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     deadline = time.monotonic() + 180
@@ -93,7 +95,9 @@ async def bench_mcp(calls: int, concurrent: int) -> tuple[list[float], list[floa
     from mcp import Client, StdioServerParameters
 
     params = StdioServerParameters(
-        command=str(BIN / "opsflow"), args=["mcp"], env={**os.environ},
+        command=str(BIN / "opsflow"),
+        args=["mcp"],
+        env={**os.environ},
     )
     async with Client(params, read_timeout_seconds=600) as client:
         await client.list_tools()

@@ -5,4 +5,3 @@ AWS, GCP, Azure and Kubernetes credentials come from the Prefect integrations
 systems those integrations do not cover (Sentry, Grafana, Datadog, W&B) live here as
 the capabilities that use them land.
 """
-

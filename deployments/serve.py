@@ -44,9 +44,7 @@ async def serve_registry(on_ready: Callable[[], None] | None = None) -> None:
     """Register every deployment, call ``on_ready``, then execute runs until cancelled."""
     limit = int(os.environ.get("OPSFLOW_RUN_LIMIT", DEFAULT_RUN_LIMIT))
     poll = float(os.environ.get("OPSFLOW_RUNNER_POLL_SECONDS", DEFAULT_POLL_SECONDS))
-    runner = Runner(
-        name="opsflow-serve", limit=limit, pause_on_shutdown=False, query_seconds=poll
-    )
+    runner = Runner(name="opsflow-serve", limit=limit, pause_on_shutdown=False, query_seconds=poll)
     for deployment in await registry_deployments():
         await runner.aadd_deployment(deployment)
     if on_ready is not None:

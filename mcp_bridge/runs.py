@@ -58,7 +58,12 @@ def _api_error(exc: Exception) -> BridgeError:
     return BridgeError(f"Prefect API error: {type(exc).__name__}")
 
 
-async def start_run(deployment: str, parameters: dict[str, Any], idempotency_key: str) -> FlowRun:
+async def start_run(
+    deployment: str,
+    parameters: dict[str, Any],
+    idempotency_key: str,
+    tags: tuple[str, ...] = ("mcp",),
+) -> FlowRun:
     """Create a run of ``deployment`` (``flow/deployment``) and return without waiting.
 
     The idempotency key makes a retried call return the run it already started.
@@ -70,7 +75,7 @@ async def start_run(deployment: str, parameters: dict[str, Any], idempotency_key
             timeout=0,
             idempotency_key=idempotency_key,
             as_subflow=False,
-            tags=["mcp"],
+            tags=list(tags),
         )
     except ObjectNotFound:
         raise BridgeError(

@@ -27,7 +27,9 @@ SAMPLES = [
 
 
 async def _run(parameters: dict) -> tuple[ComputeComparison, str]:
-    run = await runs.start_run("compare-compute/opsflow", parameters, os.urandom(8).hex())
+    run = await runs.start_run(
+        "compare-compute/opsflow", parameters, os.urandom(8).hex(), tags=("demo",)
+    )
     run = await runs.wait_for_run(run.id, wait_seconds=300)
     if not (run.state and run.state.is_completed()):
         raise RuntimeError(f"demo run {run.id} ended {run.state.name if run.state else '?'}")

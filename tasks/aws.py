@@ -179,8 +179,6 @@ def _spot_prices(client: Any, instance_types: list[str]) -> dict[str, float]:
     return parse_spot_price_history(records)
 
 
-
-
 @cloud_api_task("fetch-aws-prices")
 def fetch_aws_prices(
     credentials: AwsCredentials,

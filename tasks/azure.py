@@ -129,8 +129,6 @@ def iter_retail_items(
         params = None  # the next link already carries the query
 
 
-
-
 @cloud_api_task("fetch-azure-prices")
 def fetch_azure_prices(
     instance_types: list[str],

@@ -248,8 +248,6 @@ def catalog_client(
     return CloudCatalogClient(transport=transport)
 
 
-
-
 @cloud_api_task("fetch-gcp-prices")
 def fetch_gcp_prices(
     credentials: GcpCredentials,
