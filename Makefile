@@ -22,11 +22,13 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/opsflow deployments --check
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff format --check .
 
 # Re-pin after changing dependencies in pyproject.toml: the tests then run on exactly these.
