@@ -29,7 +29,6 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/ruff format --check .
 
 # Re-pin after changing dependencies in pyproject.toml: the tests then run on exactly these.
 lock: install
