@@ -18,8 +18,8 @@ from flows.registry import REGISTRY
 DEFAULT_RUN_LIMIT = 25
 # How often the runner asks the API for runs to start. Prefect's default (10 s) is
 # built for schedules; an agent waiting on a tool call feels every second of it, and
-# one indexed query against a local server every half second costs nothing.
-DEFAULT_POLL_SECONDS = 0.5
+# one indexed query against a local server four times a second costs nothing.
+DEFAULT_POLL_SECONDS = 0.25
 
 
 async def registry_deployments() -> list[RunnerDeployment]:

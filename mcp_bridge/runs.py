@@ -20,7 +20,10 @@ from prefect.states import Cancelling
 
 from mcp_bridge.models import FlowRunDetails, FlowRunOutcome, FlowRunSummary
 
-POLL_SECONDS = 0.25
+# Poll fast while a run is young (most finish in seconds), then back off so many
+# waiting calls do not flood the API.
+POLL_FIRST_SECONDS = 0.1
+POLL_MAX_SECONDS = 1.0
 Progress = Callable[[float, float, str], Awaitable[None]]
 
 
@@ -92,6 +95,7 @@ async def wait_for_run(
     """Poll the run until it is final, paused, or ``wait_seconds`` have passed."""
     started = time.monotonic()
     last_state = None
+    interval = POLL_FIRST_SECONDS
     try:
         async with get_client() as client:
             while True:
@@ -105,7 +109,8 @@ async def wait_for_run(
                     return run
                 if elapsed >= wait_seconds:
                     return run
-                await _sleep(POLL_SECONDS)
+                await _sleep(min(interval, max(0.0, wait_seconds - elapsed)))
+                interval = min(interval * 1.25, POLL_MAX_SECONDS)
     except (httpx.TransportError, PrefectHTTPStatusError) as exc:
         raise _api_error(exc) from None
 
