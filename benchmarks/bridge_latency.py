@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,23 +46,6 @@ def summary(name: str, values: list[float]) -> str:
         f"{name:<34} n={len(values):<3} p50={statistics.median(values):6.2f}s "
         f"p95={pct(values, 0.95):6.2f}s max={max(values):6.2f}s"
     )
-
-
-def start_serve() -> tuple[subprocess.Popen, local_server.ServeState]:
-    log = open(HOME / "serve.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(BIN / "opsflow"), "serve"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        state = local_server.running_instance()
-        if state:
-            return proc, state
-        time.sleep(0.3)
-    raise SystemExit("opsflow serve did not become ready")
 
 
 async def bench_direct(calls: int) -> list[float]:
@@ -141,10 +123,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=20)
     args = parser.parse_args()
-    proc, state = start_serve()
+    state, child = local_server.ensure_serve()
     os.environ["PREFECT_API_URL"] = state.api_url
     try:
         asyncio.run(main(args.calls, args.concurrent))
     finally:
-        proc.terminate()
-        proc.wait(60)
+        local_server.stop_child(child)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from tasks.catalog import PROVIDERS, Catalog, load_catalog
+from tasks.catalog import PROVIDERS, Catalog, Provider, load_catalog
 from tasks.compute import (
     GEOS,
     ComputeOption,
@@ -22,7 +22,6 @@ from tasks.compute import (
 )
 from tasks.gpu import normalize_gpu
 
-ProviderName = Literal["aws", "gcp", "azure"]
 TABLE_KEY = "compare-compute-options"
 SUMMARY_KEY = "compare-compute-summary"
 
@@ -158,7 +157,7 @@ def compare_compute(
         Field(description="Geography (us, europe, asia) or a provider region id (us-east-1)"),
     ] = None,
     spot_allowed: bool = False,
-    providers: Annotated[list[ProviderName], AfterValidator(_check_providers)] = list(PROVIDERS),  # noqa: B006
+    providers: Annotated[list[Provider], AfterValidator(_check_providers)] = list(PROVIDERS),  # noqa: B006
     hours_per_month: Annotated[float, Field(gt=0, le=744)] = 730,
     cheapest_region_only: bool = True,
     max_options: Annotated[int, Field(ge=1, le=500)] = 20,

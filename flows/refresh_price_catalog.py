@@ -135,7 +135,7 @@ def _summary_markdown(result: CatalogRefreshResult) -> str:
 
 @flow(name="refresh-price-catalog", persist_result=True, result_serializer="json")
 def refresh_price_catalog(
-    providers: list[Literal["aws", "gcp", "azure"]] = ["aws", "gcp", "azure"],  # noqa: B006
+    providers: list[Provider] = list(PROVIDERS),  # noqa: B006
     regions: list[str] | None = None,
     aws_credentials_block: str | None = None,
     gcp_credentials_block: str | None = None,

@@ -6,10 +6,12 @@ Nothing here knows about MCP; ``mcp_bridge.server`` turns these into tools.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from uuid import UUID
 
+import anyio
 import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
@@ -61,6 +63,23 @@ def _api_error(exc: Exception) -> BridgeError:
     return BridgeError(f"Prefect API error: {type(exc).__name__}")
 
 
+@contextmanager
+def _api_errors():
+    """Turn transport and HTTP failures of the Prefect API into one-sentence BridgeErrors."""
+    try:
+        yield
+    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
+        raise _api_error(exc) from None
+
+
+@asynccontextmanager
+async def _client() -> AsyncIterator[Any]:
+    """A Prefect client whose failures surface as BridgeErrors."""
+    with _api_errors():
+        async with get_client() as client:
+            yield client
+
+
 async def start_run(
     deployment: str,
     parameters: dict[str, Any],
@@ -72,21 +91,20 @@ async def start_run(
     The idempotency key makes a retried call return the run it already started.
     """
     try:
-        return await run_deployment(
-            name=deployment,
-            parameters=parameters,
-            timeout=0,
-            idempotency_key=idempotency_key,
-            as_subflow=False,
-            tags=list(tags),
-        )
+        with _api_errors():
+            return await run_deployment(
+                name=deployment,
+                parameters=parameters,
+                timeout=0,
+                idempotency_key=idempotency_key,
+                as_subflow=False,
+                tags=list(tags),
+            )
     except ObjectNotFound:
         raise BridgeError(
             f"deployment {deployment!r} is not on the Prefect API at {api_url()}; "
             "start `opsflow serve` there or deploy it with `prefect deploy`"
         ) from None
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
 
 
 async def wait_for_run(
@@ -96,29 +114,20 @@ async def wait_for_run(
     started = time.monotonic()
     last_state = None
     interval = POLL_FIRST_SECONDS
-    try:
-        async with get_client() as client:
-            while True:
-                run = await client.read_flow_run(flow_run_id)
-                elapsed = time.monotonic() - started
-                state = run.state
-                if progress and state and state.name != last_state:
-                    last_state = state.name
-                    await progress(min(elapsed, wait_seconds), wait_seconds, f"{state.name}")
-                if state and (state.is_final() or state.is_paused()):
-                    return run
-                if elapsed >= wait_seconds:
-                    return run
-                await _sleep(min(interval, max(0.0, wait_seconds - elapsed)))
-                interval = min(interval * 1.25, POLL_MAX_SECONDS)
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
-
-
-async def _sleep(seconds: float) -> None:
-    import anyio
-
-    await anyio.sleep(seconds)
+    async with _client() as client:
+        while True:
+            run = await client.read_flow_run(flow_run_id)
+            elapsed = time.monotonic() - started
+            state = run.state
+            if progress and state and state.name != last_state:
+                last_state = state.name
+                await progress(min(elapsed, wait_seconds), wait_seconds, f"{state.name}")
+            if state and (state.is_final() or state.is_paused()):
+                return run
+            if elapsed >= wait_seconds:
+                return run
+            await anyio.sleep(min(interval, max(0.0, wait_seconds - elapsed)))
+            interval = min(interval * 1.25, POLL_MAX_SECONDS)
 
 
 def _duration(run: FlowRun) -> float | None:
@@ -184,13 +193,10 @@ async def describe(
     **extra: Any,
 ):
     """Build the tool output for ``run``: state, duration, artifacts, link, result."""
-    try:
-        async with get_client() as client:
-            keys = await _artifact_keys(client, run.id)
-            if flow_name is None:
-                flow_name = (await client.read_flow(run.flow_id)).name
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
+    async with _client() as client:
+        keys = await _artifact_keys(client, run.id)
+        if flow_name is None:
+            flow_name = (await client.read_flow(run.flow_id)).name
     state = run.state
     return outcome_cls(
         flow_run_id=str(run.id),
@@ -220,30 +226,25 @@ def _parse_id(flow_run_id: str) -> UUID:
 async def read_run(flow_run_id: str) -> FlowRun:
     run_id = _parse_id(flow_run_id)
     try:
-        async with get_client() as client:
+        async with _client() as client:
             return await client.read_flow_run(run_id)
     except ObjectNotFound:
         raise BridgeError(f"no flow run {flow_run_id} on the Prefect API at {api_url()}") from None
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
 
 
 async def details(flow_run_id: str, log_lines: int = 20) -> FlowRunDetails:
     run = await read_run(flow_run_id)
-    try:
-        async with get_client() as client:
-            logs = await _filter(
-                client,
-                "/logs/filter",
-                {
-                    "logs": {"flow_run_id": {"any_": [str(run.id)]}},
-                    "limit": log_lines,
-                    "offset": 0,
-                    "sort": "TIMESTAMP_DESC",
-                },
-            )
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
+    async with _client() as client:
+        logs = await _filter(
+            client,
+            "/logs/filter",
+            {
+                "logs": {"flow_run_id": {"any_": [str(run.id)]}},
+                "limit": log_lines,
+                "offset": 0,
+                "sort": "TIMESTAMP_DESC",
+            },
+        )
     lines = [f"{log['timestamp'][11:19]} {log['message']}" for log in reversed(logs)]
     return await describe(
         run, outcome_cls=FlowRunDetails, parameters=dict(run.parameters or {}), logs=lines
@@ -256,27 +257,24 @@ async def list_runs(flow: str | None, state: str | None, limit: int) -> list[Flo
         body["flows"] = {"name": {"any_": [flow]}}
     if state:
         body["flow_runs"] = {"state": {"name": {"any_": [state.strip().capitalize()]}}}
-    try:
-        async with get_client() as client:
-            rows = await _filter(client, "/flow_runs/filter", body)
-            runs = [FlowRun.model_validate(row) for row in rows]
-            flow_ids = sorted({str(r.flow_id) for r in runs})
-            flows = (
-                await _filter(
-                    client,
-                    "/flows/filter",
-                    {
-                        "flows": {"id": {"any_": flow_ids}},
-                        "limit": 200,
-                        "offset": 0,
-                        "sort": "NAME_ASC",
-                    },
-                )
-                if flow_ids
-                else []
+    async with _client() as client:
+        rows = await _filter(client, "/flow_runs/filter", body)
+        runs = [FlowRun.model_validate(row) for row in rows]
+        flow_ids = sorted({str(r.flow_id) for r in runs})
+        flows = (
+            await _filter(
+                client,
+                "/flows/filter",
+                {
+                    "flows": {"id": {"any_": flow_ids}},
+                    "limit": 200,
+                    "offset": 0,
+                    "sort": "NAME_ASC",
+                },
             )
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
+            if flow_ids
+            else []
+        )
     names = {row["id"]: row["name"] for row in flows}
     return [
         FlowRunSummary(
@@ -296,12 +294,9 @@ async def cancel(flow_run_id: str) -> FlowRun:
     run = await read_run(flow_run_id)
     if run.state and run.state.is_final():
         raise BridgeError(f"flow run {flow_run_id} already finished ({run.state.name})")
-    try:
-        async with get_client() as client:
-            await client.set_flow_run_state(run.id, Cancelling(message="cancelled via MCP"))
-            return await client.read_flow_run(run.id)
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
+    async with _client() as client:
+        await client.set_flow_run_state(run.id, Cancelling(message="cancelled via MCP"))
+        return await client.read_flow_run(run.id)
 
 
 async def resume(flow_run_id: str, approve: bool, comment: str | None) -> FlowRun:
@@ -311,12 +306,11 @@ async def resume(flow_run_id: str, approve: bool, comment: str | None) -> FlowRu
 
     run = await read_run(flow_run_id)
     try:
-        await aresume_flow_run(run.id, run_input={"approve": approve, "comment": comment})
+        with _api_errors():
+            await aresume_flow_run(run.id, run_input={"approve": approve, "comment": comment})
     except NotPausedError:
         state = run.state.name if run.state else "unknown"
         raise BridgeError(f"flow run {flow_run_id} is not paused (state {state})") from None
     except FlowPauseTimeout:
         raise BridgeError(f"flow run {flow_run_id} can no longer be resumed (timed out)") from None
-    except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-        raise _api_error(exc) from None
     return await read_run(flow_run_id)

@@ -8,6 +8,7 @@ from the flow function's signature.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 import uuid
@@ -87,37 +88,47 @@ def _idempotency_key(spec: FlowSpec, ctx: Context, given: str | None) -> str:
     return f"mcp:{spec.name}:{_INSTANCE}:{session}:{ctx.request_id}"
 
 
+def _tool_errors(fn):
+    """Report a BridgeError to the model as a tool error: one sentence, no traceback."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except runs.BridgeError as exc:
+            raise ToolError(str(exc)) from None
+
+    return wrapper
+
+
 def flow_tool(spec: FlowSpec) -> Tool:
     """One MCP tool that runs ``spec``'s deployment and returns its outcome."""
     result_model = _result_model(spec)
     outcome_cls = outcome_model("".join(p.title() for p in spec.name.split("-")), result_model)
-    flow_params = list(inspect.signature(spec.flow.fn).parameters)
+    flow_signature = inspect.signature(spec.flow.fn)
     hints = typing.get_type_hints(spec.flow.fn, include_extras=True)
 
     async def call_flow(ctx: Context, **arguments: Any) -> Any:
         wait_seconds = arguments.pop("wait_seconds", DEFAULT_WAIT_SECONDS)
         key = _idempotency_key(spec, ctx, arguments.pop("idempotency_key", None))
         parameters = to_jsonable_python(
-            {k: v for k, v in arguments.items() if k in flow_params}, by_alias=True
+            {k: v for k, v in arguments.items() if k in flow_signature.parameters}, by_alias=True
         )
 
         async def progress(done: float, total: float, message: str) -> None:
             await ctx.report_progress(done, total, f"{spec.name}: {message}")
 
-        try:
-            run = await runs.start_run(spec.full_deployment_name, parameters, key)
-            await progress(0, wait_seconds, f"started flow run {run.id}")
-            run = await runs.wait_for_run(run.id, wait_seconds, progress)
-            return await runs.describe(
-                run, spec.name, spec.full_deployment_name, outcome_cls=outcome_cls
-            )
-        except runs.BridgeError as exc:
-            raise ToolError(str(exc)) from None
+        run = await runs.start_run(spec.full_deployment_name, parameters, key)
+        await progress(0, wait_seconds, f"started flow run {run.id}")
+        run = await runs.wait_for_run(run.id, wait_seconds, progress)
+        return await runs.describe(
+            run, spec.name, spec.full_deployment_name, outcome_cls=outcome_cls
+        )
 
     sig_params = [
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
     ]
-    for name, param in inspect.signature(spec.flow.fn).parameters.items():
+    for name, param in flow_signature.parameters.items():
         sig_params.append(
             param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[name])
         )
@@ -137,17 +148,18 @@ def flow_tool(spec: FlowSpec) -> Tool:
             annotation=IdempotencyKey,
         )
     )
-    call_flow.__signature__ = inspect.Signature(sig_params, return_annotation=outcome_cls)
-    call_flow.__annotations__ = {
+    tool_fn = _tool_errors(call_flow)
+    tool_fn.__signature__ = inspect.Signature(sig_params, return_annotation=outcome_cls)
+    tool_fn.__annotations__ = {
         **{p.name: p.annotation for p in sig_params},
         "return": outcome_cls,
     }
-    call_flow.__name__ = spec.tool_name
+    tool_fn.__name__ = spec.tool_name
 
     description = (spec.flow.description or spec.flow.fn.__doc__ or spec.name).strip()
     mode = "Changes real resources after approval." if spec.destructive else "Read-only."
     tool = Tool.from_function(
-        call_flow,
+        tool_fn,
         name=spec.tool_name,
         title=spec.name,
         description=f"{inspect.cleandoc(description)}\n\n{mode} Runs deployment "
@@ -165,40 +177,32 @@ def flow_tool(spec: FlowSpec) -> Tool:
     return tool
 
 
+@_tool_errors
 async def get_flow_run(flow_run_id: str, log_lines: int = 20) -> FlowRunDetails:
     """Get one flow run: state, result when done, artifact keys, last log lines and UI link."""
-    try:
-        return await runs.details(flow_run_id, max(0, min(log_lines, 200)))
-    except runs.BridgeError as exc:
-        raise ToolError(str(exc)) from None
+    return await runs.details(flow_run_id, max(0, min(log_lines, 200)))
 
 
+@_tool_errors
 async def list_flow_runs(
     flow: str | None = None, state: str | None = None, limit: int = 20
 ) -> FlowRunList:
     """List recent flow runs, newest first; filter by flow name and state name (e.g. Failed)."""
-    try:
-        return FlowRunList(runs=await runs.list_runs(flow, state, max(1, min(limit, 200))))
-    except runs.BridgeError as exc:
-        raise ToolError(str(exc)) from None
+    return FlowRunList(runs=await runs.list_runs(flow, state, max(1, min(limit, 200))))
 
 
+@_tool_errors
 async def cancel_flow_run(flow_run_id: str) -> FlowRunOutcome:
     """Cancel a scheduled, pending, running or paused flow run."""
-    try:
-        return await runs.describe(await runs.cancel(flow_run_id))
-    except runs.BridgeError as exc:
-        raise ToolError(str(exc)) from None
+    return await runs.describe(await runs.cancel(flow_run_id))
 
 
+@_tool_errors
 async def resume_flow_run(
     flow_run_id: str, approve: bool, comment: str | None = None
 ) -> FlowRunOutcome:
     """Approve or reject a flow run paused for approval; it resumes and applies or stops."""
-    try:
-        return await runs.describe(await runs.resume(flow_run_id, approve, comment))
-    except runs.BridgeError as exc:
-        raise ToolError(str(exc)) from None
+    return await runs.describe(await runs.resume(flow_run_id, approve, comment))
 
 
 def _management_tools() -> list[Tool]:
@@ -212,9 +216,11 @@ def _management_tools() -> list[Tool]:
     ]
 
 
-def build_server(ui_url: str | None = None) -> MCPServer:
-    """The opsflow MCP server for the Prefect API this process is configured for."""
-    del ui_url  # Prefect derives the UI address from PREFECT_API_URL / PREFECT_UI_URL
+def build_server() -> MCPServer:
+    """The opsflow MCP server for the Prefect API this process is configured for.
+
+    Run links use Prefect's UI address, which it derives from ``PREFECT_API_URL``.
+    """
     tools = [flow_tool(spec) for spec in REGISTRY] + _management_tools()
     return MCPServer(
         name="opsflow",

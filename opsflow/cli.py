@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -19,8 +18,6 @@ import click
 
 from opsflow import environment, local_server
 from opsflow.paths import data_dir
-
-READY_TIMEOUT_SECONDS = 180.0
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -106,60 +103,6 @@ def run_cmd(flow_name: str, params_json: str) -> None:
     click.echo(result.model_dump_json(indent=2) if hasattr(result, "model_dump_json") else result)
 
 
-def _wait_for_serve(child: subprocess.Popen | None) -> local_server.ServeState:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        state = local_server.running_instance()
-        if state:
-            return state
-        if child is not None and child.poll() is not None and not local_server.lock_is_held():
-            log = data_dir() / "serve.log"
-            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-            raise RuntimeError(f"opsflow serve exited with code {child.returncode}\n{tail}")
-        time.sleep(0.3)
-    raise RuntimeError(f"opsflow serve was not ready after {READY_TIMEOUT_SECONDS:.0f}s")
-
-
-def _spawn_serve(detached: bool) -> subprocess.Popen:
-    """Start ``opsflow serve`` as a child (dies with us) or detached (outlives us)."""
-    log = open(data_dir() / "serve.log", "ab")  # noqa: SIM115 - handed to the child
-    kwargs: dict = {"start_new_session": True}
-    if not detached:
-        kwargs["preexec_fn"] = local_server._die_with_parent
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opsflow", "serve"],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        **kwargs,
-    )
-    log.close()
-    return proc
-
-
-def ensure_serve(detached: bool = False) -> tuple[local_server.ServeState, subprocess.Popen | None]:
-    """Reuse the running ``opsflow serve`` or start one; returns it and the child we started."""
-    state = local_server.running_instance()
-    if state:
-        return state, None
-    child = _spawn_serve(detached)
-    try:
-        return _wait_for_serve(child), child
-    except BaseException:
-        _stop_child(child)
-        raise
-
-
-def _stop_child(child: subprocess.Popen | None) -> None:
-    if child is None or child.poll() is not None:
-        return
-    child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        child.kill()
-
-
 @cli.command("serve")
 @click.option("--port", type=int, default=None, help="Local Prefect server port (default 4200).")
 @click.option("--background", is_flag=True, help="Start detached and return once ready.")
@@ -167,7 +110,7 @@ def serve_cmd(port: int | None, background: bool) -> None:
     """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow."""
     if background:
         try:
-            state, _ = ensure_serve(detached=True)
+            state, _ = local_server.ensure_serve(detached=True)
         except RuntimeError as exc:
             _fail(str(exc))
         click.echo(f"opsflow serve running (pid {state.pid})")
@@ -258,18 +201,16 @@ def mcp_cmd(http_addr: str | None, insecure_local: bool) -> None:
         except ValueError as exc:
             _fail(str(exc), 2)
     child = None
-    ui_url = None
     if not os.environ.get("PREFECT_API_URL"):
         try:
-            state, child = ensure_serve(detached=False)
+            state, child = local_server.ensure_serve(detached=False)
         except RuntimeError as exc:
             _fail(str(exc))
         os.environ["PREFECT_API_URL"] = state.api_url
-        ui_url = state.ui_url
     try:
         from mcp_bridge.server import build_server
 
-        server = build_server(ui_url=ui_url)
+        server = build_server()
         if http_addr:
             from mcp_bridge.http import run_http
 
@@ -277,7 +218,7 @@ def mcp_cmd(http_addr: str | None, insecure_local: bool) -> None:
         else:
             server.run("stdio")
     finally:
-        _stop_child(child)
+        local_server.stop_child(child)
 
 
 @cli.command("deployments")
@@ -302,7 +243,7 @@ def deployments_cmd(check: bool) -> None:
 @cli.command("demo")
 def demo_cmd() -> None:
     """Run the main jobs on embedded defaults and say where to look next."""
-    state, _ = ensure_serve(detached=True)
+    state, _ = local_server.ensure_serve(detached=True)
     os.environ["PREFECT_API_URL"] = state.api_url
     from opsflow.demo import run_demo  # imports Prefect: only once the API is known
 

@@ -28,6 +28,7 @@ from opsflow.paths import data_dir
 
 DEFAULT_PORT = 4200
 HEALTH_TIMEOUT_SECONDS = 120.0
+READY_TIMEOUT_SECONDS = 180.0
 
 
 class AlreadyRunning(RuntimeError):
@@ -198,3 +199,59 @@ class LocalPrefectServer:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         self.process = None
+
+
+def wait_for_serve(child: subprocess.Popen | None) -> ServeState:
+    """Wait until this data folder's ``opsflow serve`` is up, or ``child`` died."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        state = running_instance()
+        if state:
+            return state
+        if child is not None and child.poll() is not None and not lock_is_held():
+            log = data_dir() / "serve.log"
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise RuntimeError(f"opsflow serve exited with code {child.returncode}\n{tail}")
+        time.sleep(0.3)
+    raise RuntimeError(f"opsflow serve was not ready after {READY_TIMEOUT_SECONDS:.0f}s")
+
+
+def spawn_serve(detached: bool) -> subprocess.Popen:
+    """Start ``opsflow serve`` as a child (dies with us) or detached (outlives us)."""
+    log = open(data_dir() / "serve.log", "ab")  # noqa: SIM115 - handed to the child
+    kwargs: dict = {"start_new_session": True}
+    if not detached:
+        kwargs["preexec_fn"] = _die_with_parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsflow", "serve"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+    )
+    log.close()
+    return proc
+
+
+def ensure_serve(detached: bool = False) -> tuple[ServeState, subprocess.Popen | None]:
+    """Reuse the running ``opsflow serve`` or start one; returns it and the child we started."""
+    state = running_instance()
+    if state:
+        return state, None
+    child = spawn_serve(detached)
+    try:
+        return wait_for_serve(child), child
+    except BaseException:
+        stop_child(child)
+        raise
+
+
+def stop_child(child: subprocess.Popen | None) -> None:
+    """SIGTERM a serve we started and wait for its clean shutdown."""
+    if child is None or child.poll() is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
