@@ -39,6 +39,18 @@ def harness():
 
 
 @pytest.fixture(scope="session")
+def moto_url():
+    """One moto server (all AWS services) on loopback for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def opsflow_home() -> Path:
     return _HOME
 

@@ -261,17 +261,6 @@ def fast_retries(monkeypatch):
         monkeypatch.setattr(t, "retry_delay_seconds", 0)
 
 
-@pytest.fixture(scope="session")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def aws_server(moto_url):
     with AwsPricingServer(AWS_PRODUCTS, page_size=1, upstream=moto_url) as server:
