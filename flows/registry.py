@@ -71,6 +71,16 @@ REGISTRY: tuple[FlowSpec, ...] = (
         cron="0 6 * * 1",  # weekly, Monday 06:00 UTC: list prices move rarely
         read_only=False,  # writes a new local catalog version; changes no cloud resource
     ),
+    FlowSpec(
+        entrypoint="flows.collect_costs:collect_costs",
+        cron="0 7 * * *",  # daily: new days plus the look-back providers restate
+        read_only=False,  # writes the local cost dataset; changes no cloud resource
+    ),
+    FlowSpec(entrypoint="flows.savings:collect_resources"),
+    FlowSpec(
+        entrypoint="flows.savings:recommend_savings",
+        cron="0 8 * * 1",  # weekly, Monday 08:00 UTC, after the daily cost collection
+    ),
 )
 
 

@@ -59,6 +59,10 @@ class Resource(BaseModel):
     monthly_cost: float | None = Field(
         default=None, description="Estimated USD/month at the current state (730 h)"
     )
+    price_note: str | None = Field(
+        default=None,
+        description="Caveat on the price (borrowed from another region, extras not included)",
+    )
     metrics: dict[str, MetricSummary] = Field(default_factory=dict)
 
 

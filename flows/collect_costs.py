@@ -1,0 +1,658 @@
+"""Collect multi-cloud costs into one FOCUS 1.2 dataset and explain them.
+
+Sources (each a retried task, fanned out per provider, account and region):
+FOCUS export files (any cloud, CSV / gzip CSV / Parquet, local or remote), AWS Cost
+Explorer, Azure Cost Management and the GCP billing export in BigQuery. Every row is
+normalized to FOCUS 1.2 and written to a Parquet dataset partitioned by provider and
+billing period; re-collecting a period replaces that source's rows for it, so runs are
+idempotent. The result explains the dataset: totals, month-to-date with a forecast,
+top movers, cost anomalies and commitment recommendations.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.context import FlowRunContext
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+from flows.credentials import block_secrets, load_block
+from opsflow.paths import data_dir, reports_dir
+from tasks.aws_costs import aws_cost_slices, fetch_aws_costs
+from tasks.azure_costs import fetch_azure_costs
+from tasks.charts import line_chart_svg, svg_data_uri
+from tasks.cost_analysis import CostSummary, summarize, window_start
+from tasks.cost_dataset import CostDataset
+from tasks.export_files import local_export
+from tasks.focus import iter_normalized
+from tasks.focus_samples import bundled_export_paths
+from tasks.focus_schema import SOURCE_COLUMN
+from tasks.gcp_costs import fetch_gcp_costs
+from tasks.rate_limits import configure_rate_limits
+from tasks.recommend import Recommendation, recommend_commitments
+from tasks.retry import one_line_reason, retry_on_transient
+
+TOP_COSTS_KEY = "collect-costs-top-costs"
+RECOMMENDATIONS_KEY = "collect-costs-recommendations"
+SUMMARY_KEY = "collect-costs-summary"
+DATASET_LOCK = "opsflow-cost-dataset"  # one writer at a time per data folder
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+class AwsCostSource(BaseModel):
+    """AWS Cost Explorer for one payer (or member) account."""
+
+    credentials_block: str | None = Field(
+        default=None, description="prefect-aws AwsCredentials block; default chain if omitted"
+    )
+    accounts: list[str] | None = Field(
+        default=None, description="Linked account ids; every account Cost Explorer sees if omitted"
+    )
+    regions: list[str] | None = Field(
+        default=None, description="Region codes; every region with costs if omitted"
+    )
+    tag_key: str | None = Field(default=None, description="Cost allocation tag to group by")
+
+
+class AzureCostSource(BaseModel):
+    """Azure Cost Management for one subscription or resource group."""
+
+    scope: str = Field(description="/subscriptions/<id> or /subscriptions/<id>/resourceGroups/<rg>")
+    credentials_block: str | None = Field(
+        default=None,
+        description="opsflow AzureCredentials block; DefaultAzureCredential if omitted",
+    )
+    tag_key: str | None = None
+
+
+class GcpCostSource(BaseModel):
+    """A Cloud Billing export table in BigQuery."""
+
+    table: str = Field(description="project.dataset.gcp_billing_export_v1_XXXXXX (or _resource_)")
+    credentials_block: str | None = Field(
+        default=None, description="prefect-gcp GcpCredentials block; ADC if omitted"
+    )
+
+
+class ExportAccess(BaseModel):
+    """How to read ``focus_exports`` that are not local files."""
+
+    storage_block: str | None = Field(
+        default=None,
+        description="Prefect storage block ('s3-bucket/name', 'gcs-bucket/name', "
+        "'azure-blob-storage-container/name'); relative export paths are read from it",
+    )
+    aws_credentials_block: str | None = Field(default=None, description="for s3:// URLs")
+    gcp_credentials_block: str | None = Field(default=None, description="for gs:// URLs")
+    azure_credentials_block: str | None = Field(
+        default=None, description="AzureBlobStorageCredentials block for az:// URLs"
+    )
+
+
+def _check_currency(value: str) -> str:
+    value = value.strip().upper()
+    if len(value) != 3 or not value.isalpha():
+        raise ValueError(f"{value!r} is not a 3-letter ISO 4217 currency code")
+    return value
+
+
+def _check_rates(value: dict[str, float]) -> dict[str, float]:
+    bad = [k for k, v in value.items() if not v > 0]
+    if bad:
+        raise ValueError(f"rates must be positive (check {', '.join(sorted(bad))})")
+    return {k.strip().upper() if len(k.strip()) == 3 else k: v for k, v in value.items()}
+
+
+# ----------------------------------------------------------------------------- results
+
+
+class SourceOutcome(BaseModel):
+    """What one source contributed to this run."""
+
+    source: str = Field(description="Export location or API source id")
+    kind: Literal["focus-export", "aws-ce", "azure-cost", "gcp-billing-export"]
+    status: Literal["collected", "failed", "skipped"]
+    rows: int = 0
+    rows_replaced: int = 0
+    quarantined: int = 0
+    providers: list[str] = Field(default_factory=list)
+    periods: list[str] = Field(default_factory=list, description="Billing periods written")
+    window: tuple[date, date] | None = Field(
+        default=None, description="Charge days collected, [start, end)"
+    )
+    reason: str | None = None
+
+
+class QuarantineReport(BaseModel):
+    rows: int = 0
+    by_reason: dict[str, int] = Field(default_factory=dict)
+    file: str | None = Field(default=None, description="CSV of the rejected rows and reasons")
+
+
+class CostCollection(BaseModel):
+    """Result of ``collect_costs``."""
+
+    dataset: str = Field(description="Where the normalized FOCUS 1.2 rows are")
+    dataset_rows: int
+    sources: list[SourceOutcome]
+    partial: bool = Field(description="True when a source failed; `missing` says which and why")
+    missing: list[str] = Field(default_factory=list)
+    quarantine: QuarantineReport
+    summary: CostSummary
+    recommendations: list[Recommendation] = Field(description="Largest saving first")
+    report_files: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+@task(
+    name="ingest-focus-export",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_on_transient,
+    persist_result=False,
+)
+def ingest_focus_export(
+    location: str, dataset: CostDataset, access: dict[str, Any], quarantine_dir: Path
+) -> SourceOutcome:
+    """Normalize one FOCUS export into the dataset, streaming it batch by batch.
+
+    The rows of each (source, billing period) the export holds replace what the dataset
+    had for them, in one transaction: a re-downloaded or restated export never
+    duplicates. Rows that cannot be normalized go to a quarantine CSV with the reason.
+    """
+    logger = get_run_logger()
+    reasons: Counter[str] = Counter()
+    quarantine_file = quarantine_dir / f"{_safe(location)}.csv"
+    with local_export(location, **access) as path, dataset.replacing() as tx:
+        with _QuarantineWriter(quarantine_file) as quarantine:
+            for batch in iter_normalized(path):
+                tx.write(batch.table)
+                quarantine.write(batch.quarantine)
+                reasons.update(batch.quarantine_counts())
+    summary = tx.summary
+    providers = sorted({p.split("/")[0].removeprefix("provider=") for p in summary.partitions})
+    logger.info(
+        "%s: %d rows into %s (%d replaced), %d quarantined",
+        location,
+        summary.rows_written,
+        ", ".join(summary.partitions),
+        summary.rows_replaced,
+        sum(reasons.values()),
+    )
+    return SourceOutcome(
+        source=location,
+        kind="focus-export",
+        status="collected",
+        rows=summary.rows_written,
+        rows_replaced=summary.rows_replaced,
+        quarantined=sum(reasons.values()),
+        providers=providers,
+        periods=sorted({p.split("billing_period=")[-1] for p in summary.partitions}),
+        reason="; ".join(f"{n} quarantined: {r}" for r, n in reasons.most_common(3)) or None,
+    )
+
+
+@task(name="store-api-costs", persist_result=False)
+def store_api_costs(
+    dataset: CostDataset, table: Any, source: str, kind: str, start: date, end: date
+) -> SourceOutcome:
+    """Replace one API source's rows for the collected days and advance its watermark."""
+    summary = dataset.replace(table, sources=[source], start=start, end=end)
+    dataset.set_watermark(source, end - timedelta(days=1))
+    return SourceOutcome(
+        source=source,
+        kind=kind,
+        status="collected",
+        rows=summary.rows_written,
+        rows_replaced=summary.rows_replaced,
+        providers=sorted({p.split("/")[0].removeprefix("provider=") for p in summary.partitions}),
+        periods=sorted({p.split("billing_period=")[-1] for p in summary.partitions}),
+        window=(start, end),
+    )
+
+
+class _QuarantineWriter:
+    """Appends rejected rows to a CSV, written to a temp file and renamed when complete."""
+
+    def __init__(self, path: Path):
+        self.path, self.rows = path, 0
+        self._tmp: Any = None
+
+    def __enter__(self) -> _QuarantineWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
+        self._tmp = (os.fdopen(fd, "w", newline=""), Path(name))
+        self._csv = csv.writer(self._tmp[0])
+        self._csv.writerow(["source_row", "reason", "raw_row"])
+        return self
+
+    def write(self, table: Any) -> None:
+        if table.num_rows:
+            cols = [table.column(c).to_pylist() for c in table.column_names[:3]]
+            self._csv.writerows(zip(*cols, strict=True))
+            self.rows += table.num_rows
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        handle, tmp = self._tmp
+        handle.close()
+        if exc_type is None and self.rows:
+            os.replace(tmp, self.path)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def _safe(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.split("?")[0])
+    return keep[-120:] or "export"
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+def _window(
+    dataset: CostDataset, source: str, start: date | None, end: date | None, lookback_days: int
+) -> tuple[date, date]:
+    """Days to collect for an API source: explicit, else since its watermark minus look-back."""
+    today = datetime.now(UTC).date()
+    stop = end or today  # today's costs are still accruing: collected tomorrow
+    if start:
+        return start, stop
+    mark = dataset.watermark(source)
+    if mark is None:  # first run: the previous calendar month and this one so far
+        first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        return first, stop
+    return min(mark + timedelta(days=1 - lookback_days), stop - timedelta(days=1)), stop
+
+
+def _open_dataset(dataset_url: str | None, dataset_block: str | None) -> CostDataset:
+    if dataset_block:
+        return CostDataset.from_block(load_block(dataset_block, "dataset_block"))
+    return CostDataset(dataset_url) if dataset_url else CostDataset()
+
+
+def _api_jobs(aws, azure, gcp, dataset, start, end, lookback_days, secrets):
+    """Submit every API slice; yields (source id, kind, window, future)."""
+    jobs = []
+    for i, src in enumerate(aws):
+        creds = load_block(src.credentials_block, f"aws[{i}].credentials_block", kind="aws")
+        secrets += block_secrets(creds)
+        slices = aws_cost_slices(creds, accounts=src.accounts, regions=src.regions)
+        for account, region in slices:
+            source = f"aws-ce:{account or 'all'}:{region or 'all'}"
+            lo, hi = _window(dataset, source, start, end, lookback_days)
+            future = fetch_aws_costs.submit(
+                creds, lo, hi, account_id=account, region=region, tag_key=src.tag_key
+            )
+            jobs.append((source, "aws-ce", (lo, hi), future))
+    for i, src in enumerate(azure):
+        creds = load_block(src.credentials_block, f"azure[{i}].credentials_block", kind="azure")
+        secrets += block_secrets(creds)
+        source = f"azure-cost:{src.scope}"
+        lo, hi = _window(dataset, source, start, end, lookback_days)
+        future = fetch_azure_costs.submit(creds, src.scope, lo, hi, tag_key=src.tag_key)
+        jobs.append((source, "azure-cost", (lo, hi), future))
+    for i, src in enumerate(gcp):
+        creds = load_block(src.credentials_block, f"gcp[{i}].credentials_block", kind="gcp")
+        secrets += block_secrets(creds)
+        source = f"gcp-billing-export:{src.table}"
+        lo, hi = _window(dataset, source, start, end, lookback_days)
+        future = fetch_gcp_costs.submit(creds, src.table, lo, hi)
+        jobs.append((source, "gcp-billing-export", (lo, hi), future))
+    return jobs
+
+
+@flow(name="collect-costs", persist_result=True, result_serializer="json", log_prints=True)
+def collect_costs(
+    focus_exports: list[str] | None = None,
+    aws: list[AwsCostSource] = [],  # noqa: B006
+    azure: list[AzureCostSource] = [],  # noqa: B006
+    gcp: list[GcpCostSource] = [],  # noqa: B006
+    start: date | None = None,
+    end: date | None = None,
+    lookback_days: Annotated[int, Field(ge=0, le=62)] = 3,
+    dataset_url: str | None = None,
+    dataset_block: str | None = None,
+    export_access: ExportAccess = ExportAccess(),  # noqa: B008
+    currency: Annotated[str, AfterValidator(_check_currency)] = "USD",
+    fx_rates: Annotated[dict[str, float], AfterValidator(_check_rates)] = {},  # noqa: B006
+    api_rate_limits: dict[Literal["aws", "azure", "gcp"], Annotated[float, Field(gt=0)]]
+    | None = None,
+    analysis_days: Annotated[int, Field(ge=7, le=400)] = 62,
+    anomaly_k: Annotated[float, Field(gt=0, le=20)] = 4.0,
+) -> CostCollection:
+    """Collect AWS, Azure and GCP costs into one FOCUS 1.2 dataset and explain them.
+
+    With no sources configured it collects the bundled sample exports (three clouds,
+    several accounts), so it runs without a cloud account. One source that stays down
+    does not stop the others: the result is marked partial and names what is missing.
+
+    Args:
+        focus_exports: FOCUS export files to collect (local paths, ``https://``,
+            ``s3://``, ``gs://``, ``az://`` URLs or paths in ``export_access.storage_block``);
+            any mix of clouds, detected from the rows. When given, only these are collected.
+        aws: Cost Explorer sources (one per payer account / credentials block).
+        azure: Cost Management scopes.
+        gcp: BigQuery billing export tables.
+        start: first charge day to collect from the APIs; default: the day after each
+            source's last collected day minus ``lookback_days`` (first run: last month).
+        end: day after the last charge day to collect; default today.
+        lookback_days: days re-collected before the last collected day, because
+            providers restate recent costs.
+        dataset_url: where the dataset lives (path or fsspec URL); default
+            ``$OPSFLOW_HOME/costs``.
+        dataset_block: a Prefect storage block ('s3-bucket/finops') to hold the dataset.
+        export_access: blocks used to read remote ``focus_exports``.
+        currency: reporting currency of the totals.
+        fx_rates: units of ``currency`` per unit of each other billing currency; costs
+            in a currency without a rate are reported apart, never summed as-is.
+        api_rate_limits: requests per second per provider API, shared by all runs
+            through Prefect global concurrency limits (``opsflow-api-<provider>``).
+        analysis_days: how many days, up to the last day with data, the summary covers.
+        anomaly_k: robust z threshold (median + k * MAD) for cost anomalies.
+
+    Returns:
+        CostCollection: per-source outcomes, quarantine counts, the cost summary
+        (totals, month-to-date and forecast, movers, anomalies) and recommendations.
+
+    Example:
+        ```python
+        from flows.collect_costs import collect_costs
+        result = collect_costs(focus_exports=["/downloads/focus-2026-10.csv.gz"])
+        print(result.summary.month_to_date, result.quarantine.rows)
+        ```
+    """
+    logger = get_run_logger()
+    if start and end and start >= end:
+        raise ValueError(f"start: {start} must be before end ({end})")
+    secrets: list[str] = []
+    dataset = _open_dataset(dataset_url, dataset_block)
+    access = _export_access(export_access, secrets)
+    exports = list(focus_exports or [])
+    notes: list[str] = []
+    if focus_exports is None and not (aws or azure or gcp):
+        exports = [str(p) for p in bundled_export_paths()]
+        notes.append(
+            "No cost source configured: collected the bundled sample exports "
+            "(AWS, Azure, GCP; synthetic data for October-November 2026)."
+        )
+    if aws or azure or gcp:
+        in_force = configure_rate_limits(api_rate_limits)
+        notes.append(
+            "API rate limits (requests/s): "
+            + ", ".join(f"{p} {r:g}" for p, r in sorted(in_force.items()))
+        )
+
+    run_id = _run_id()
+    quarantine_dir = data_dir() / "quarantine" / f"collect-costs-{run_id}"
+    outcomes: list[SourceOutcome] = []
+    with concurrency(DATASET_LOCK, occupy=1, timeout_seconds=3600, strict=False):
+        export_futures = [
+            (loc, ingest_focus_export.submit(loc, dataset, access, quarantine_dir))
+            for loc in exports
+        ]
+        jobs = _api_jobs(aws, azure, gcp, dataset, start, end, lookback_days, secrets)
+        for loc, future in export_futures:
+            outcomes.append(_settle(future, loc, "focus-export", None, secrets, logger))
+        for source, kind, window, future in jobs:
+            fetched = _settle(future, source, kind, window, secrets, logger)
+            if fetched.status == "failed":
+                outcomes.append(fetched)
+                continue
+            stored = store_api_costs.submit(dataset, future.result(), source, kind, *window)
+            outcomes.append(_settle(stored, source, kind, window, secrets, logger))
+
+    failed = [o for o in outcomes if o.status == "failed"]
+    table = dataset.read(start=None)
+    last_day = _last_day(table)
+    if last_day is not None:
+        table = dataset.read(start=window_start(last_day, analysis_days))
+    summary = summarize(table, currency=currency, fx_rates=fx_rates, anomaly_k=anomaly_k)
+    recommendations = sorted(
+        recommend_commitments(table), key=lambda r: r.estimated_monthly_saving, reverse=True
+    )
+    quarantine = _quarantine_report(outcomes, quarantine_dir)
+    if summary.unconverted:
+        notes.append(
+            "Not in the totals for lack of an FX rate (set fx_rates): "
+            + ", ".join(f"{v:,.2f} {k}" for k, v in summary.unconverted.items())
+        )
+    result = CostCollection(
+        dataset=dataset.display_url,
+        dataset_rows=dataset.row_count(),
+        sources=outcomes,
+        partial=bool(failed),
+        missing=[f"{o.source}: {o.reason}" for o in failed],
+        quarantine=quarantine,
+        summary=summary,
+        recommendations=recommendations,
+        notes=notes,
+    )
+    result.report_files = publish_cost_artifacts(result)
+    print(headline(result))
+    return result
+
+
+def _export_access(access: ExportAccess, secrets: list[str]) -> dict[str, Any]:
+    """Load the blocks named in ``export_access`` (bad names fail before any download)."""
+    loaded: dict[str, Any] = {}
+    for field, kind, key in (
+        ("aws_credentials_block", "aws", "aws_credentials"),
+        ("gcp_credentials_block", "gcp", "gcp_credentials"),
+        ("azure_credentials_block", "azure-blob", "azure_credentials"),
+        ("storage_block", None, "storage_block"),
+    ):
+        name = getattr(access, field)
+        if name:
+            loaded[key] = load_block(name, f"export_access.{field}", kind=kind)
+            secrets += block_secrets(loaded[key])
+    return loaded
+
+
+def _settle(future, source, kind, window, secrets, logger) -> SourceOutcome:
+    """Wait for a source's task; a failure becomes a ``failed`` outcome with its reason."""
+    future.wait()
+    state = future.state
+    if state.is_completed():
+        value = future.result()
+        if isinstance(value, SourceOutcome):
+            return value
+        return SourceOutcome(source=source, kind=kind, status="collected", window=window)
+    error = state.result(raise_on_failure=False)
+    reason = (
+        one_line_reason(error, secrets)
+        if isinstance(error, BaseException)
+        else (state.message or state.name or "failed")
+    )
+    logger.warning("%s not collected: %s", source, reason)
+    return SourceOutcome(source=source, kind=kind, status="failed", window=window, reason=reason)
+
+
+def _run_id() -> str:
+    ctx = FlowRunContext.get()
+    if ctx and ctx.flow_run:
+        return str(ctx.flow_run.id)[:8]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def _last_day(table) -> date | None:
+    if not table.num_rows:
+        return None
+    import pyarrow.compute as pc
+
+    return pc.max(table.column("ChargePeriodStart")).as_py().date()
+
+
+def _quarantine_report(outcomes: list[SourceOutcome], folder: Path) -> QuarantineReport:
+    files = sorted(folder.glob("*.csv")) if folder.exists() else []
+    by_reason: Counter[str] = Counter()
+    for f in files:
+        with f.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                by_reason[row["reason"].split(":")[0]] += 1
+    return QuarantineReport(
+        rows=sum(o.quarantined for o in outcomes),
+        by_reason=dict(by_reason.most_common()),
+        file=str(folder) if files else None,
+    )
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def headline(result: CostCollection) -> str:
+    s = result.summary
+    mtd = s.month_to_date
+    text = (
+        f"{result.dataset_rows:,} cost rows in {result.dataset}; "
+        f"{s.first_day} to {s.last_day}: {s.effective_cost:,.2f} {s.currency}"
+    )
+    if mtd:
+        text += (
+            f"; {mtd.month} to date {mtd.effective_cost:,.2f}, "
+            f"forecast {mtd.forecast_month_end:,.2f}"
+        )
+    return text + f"; {len(s.anomalies)} anomalies, {len(result.recommendations)} recommendations"
+
+
+def render_markdown(result: CostCollection, chart_uri: str | None = None) -> str:
+    """The run summary a person reads in the Prefect UI (and in the report file)."""
+    s, cur = result.summary, result.summary.currency
+    lines = ["# Cloud costs", "", headline(result) + ".", ""]
+    if result.partial:
+        lines += ["**Partial result.** Missing:", ""]
+        lines += [f"- {m}" for m in result.missing] + [""]
+    if chart_uri:
+        lines += [f"![Daily cost by provider]({chart_uri})", ""]
+    if s.month_to_date:
+        m = s.month_to_date
+        lines += [
+            f"## {m.month}: month to date and forecast",
+            "",
+            "| provider | to date | forecast |",
+            "|---|---:|---:|",
+        ]
+        for p, v in sorted(m.by_provider.items()):
+            lines.append(f"| {p} | {v:,.2f} | {m.forecast_by_provider.get(p, v):,.2f} |")
+        lines += [f"| **total** | **{m.effective_cost:,.2f}** | **{m.forecast_month_end:,.2f}** |"]
+        lines += [""]
+    lines += ["## By provider", "", f"| provider | effective ({cur}) | billed ({cur}) |"]
+    lines += ["|---|---:|---:|"]
+    lines += [
+        f"| {t.key} | {t.effective_cost:,.2f} | {t.billed_cost:,.2f} |" for t in s.by_provider
+    ]
+    if s.anomalies:
+        lines += [
+            "",
+            "## Cost anomalies",
+            "",
+            "| day | service | account | cost | baseline | jump |",
+        ]
+        lines += ["|---|---|---|---:|---:|---:|"]
+        for a in s.anomalies[:10]:
+            pct = f" ({a.jump_pct:+.0f}%)" if a.jump_pct is not None else ""
+            lines.append(
+                f"| {a.day} | {a.provider} {a.service} | {a.account} | {a.cost:,.2f} | "
+                f"{a.baseline:,.2f} | {a.jump:+,.2f}{pct} |"
+            )
+    if s.top_movers:
+        lines += ["", "## Top movers (last 7 days vs the 7 before)", ""]
+        for mv in s.top_movers[:5]:
+            pct = f" ({mv.change_pct:+.0f}%)" if mv.change_pct is not None else " (new)"
+            lines.append(f"- {mv.provider} {mv.service}: {mv.change:+,.2f} {cur}{pct}")
+    if result.recommendations:
+        lines += ["", "## Recommendations", ""]
+        for r in result.recommendations[:10]:
+            lines.append(
+                f"- **{r.title}**: save ~{r.estimated_monthly_saving:,.2f}/month. {r.reason}"
+            )
+    q = result.quarantine
+    if q.rows:
+        lines += ["", f"## Quarantined rows: {q.rows:,}", ""]
+        lines += [f"- {reason}: {n}" for reason, n in q.by_reason.items()]
+        lines += ["", f"Rejected rows and reasons: `{q.file}`"]
+    lines += ["", "## Sources", "", "| source | status | rows | replaced | quarantined | note |"]
+    lines += ["|---|---|---:|---:|---:|---|"]
+    for o in result.sources:
+        note = (o.reason or ", ".join(o.periods)).replace("|", "/")
+        lines.append(
+            f"| {o.source} | {o.status} | {o.rows:,} | {o.rows_replaced:,} | {o.quarantined:,} "
+            f"| {note} |"
+        )
+    lines += [""] + [f"- {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def cost_chart(result: CostCollection) -> str:
+    series: dict[str, list[tuple[date, float]]] = {}
+    for d in result.summary.daily:
+        series.setdefault(d.provider, []).append((d.day, d.effective_cost))
+    marks = sorted({(a.day, f"{a.provider} {a.service}") for a in result.summary.anomalies[:3]})
+    return line_chart_svg(
+        series,
+        title=f"Daily cost by provider ({result.summary.currency}, effective)",
+        unit="$" if result.summary.currency == "USD" else "",
+        marks=marks,
+    )
+
+
+@task(name="publish-cost-artifacts", persist_result=False)
+def publish_cost_artifacts(result: CostCollection) -> list[str]:
+    """Tables of top costs and recommendations, the markdown summary, report files."""
+    s = result.summary
+    top = [
+        {"group": "account", "key": t.key, "effective": t.effective_cost, "billed": t.billed_cost}
+        for t in s.by_account
+    ] + [
+        {"group": "service", "key": t.key, "effective": t.effective_cost, "billed": t.billed_cost}
+        for t in s.by_service
+    ]
+    create_table_artifact(
+        key=TOP_COSTS_KEY, table=top, description=f"Top accounts and services ({s.currency})"
+    )
+    create_table_artifact(
+        key=RECOMMENDATIONS_KEY,
+        table=[
+            {
+                "title": r.title,
+                "monthly_saving": r.estimated_monthly_saving,
+                "risk": r.risk,
+                "confidence": r.confidence,
+                "action": r.action,
+                "reason": r.reason,
+            }
+            for r in result.recommendations
+        ]
+        or [{"title": "no recommendation", "reason": "no steady on-demand compute spend found"}],
+        description="Savings recommendations, largest first",
+    )
+    svg = cost_chart(result)
+    create_markdown_artifact(
+        key=SUMMARY_KEY, markdown=render_markdown(result, svg_data_uri(svg)), description="Costs"
+    )
+    out = reports_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    chart, report = out / "collect-costs-daily.svg", out / "collect-costs.md"
+    _write_atomic(chart, svg)
+    _write_atomic(report, render_markdown(result, chart.name))
+    return [str(report), str(chart)]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)

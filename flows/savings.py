@@ -1,0 +1,356 @@
+"""Resource inventory across clouds and the savings it points at.
+
+``collect-resources`` lists instances, volumes, public addresses and NAT gateways in
+every configured AWS region, Azure subscription and GCP project, with 14 days of CPU
+and network statistics where the cloud has them, priced from the compute catalog.
+``recommend-savings`` runs it as a subflow and turns the inventory (plus the cost
+dataset, for commitments) into recommendations ranked by monthly saving.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from importlib import resources as importlib_resources
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import BaseModel, Field
+
+from flows.credentials import block_secrets, load_block
+from tasks.aws_resources import collect_aws_resources
+from tasks.azure_resources import collect_azure_resources
+from tasks.cost_dataset import CostDataset
+from tasks.gcp_resources import collect_gcp_resources
+from tasks.recommend import (
+    Recommendation,
+    optimization_scores,
+    recommend_commitments,
+    recommend_resources,
+)
+from tasks.resource_prices import price_resources
+from tasks.resources import Resource
+from tasks.retry import one_line_reason
+
+INVENTORY_KEY = "collect-resources-inventory"
+RECOMMENDATIONS_KEY = "recommend-savings-recommendations"
+SUMMARY_KEY = "recommend-savings-summary"
+SAMPLE_INVENTORY = "sample_inventory.json"
+
+
+class AwsResourceSource(BaseModel):
+    credentials_block: str | None = Field(
+        default=None, description="prefect-aws AwsCredentials block; default chain if omitted"
+    )
+    regions: list[str] = Field(min_length=1, description="Regions to list, e.g. us-east-1")
+
+
+class AzureResourceSource(BaseModel):
+    subscription_id: str = Field(min_length=1)
+    credentials_block: str | None = Field(
+        default=None,
+        description="opsflow AzureCredentials block; DefaultAzureCredential if omitted",
+    )
+
+
+class GcpResourceSource(BaseModel):
+    project: str = Field(min_length=1)
+    credentials_block: str | None = Field(
+        default=None, description="prefect-gcp GcpCredentials block; ADC if omitted"
+    )
+
+
+class InventorySource(BaseModel):
+    source: str
+    status: Literal["collected", "failed"]
+    resources: int = 0
+    reason: str | None = None
+
+
+class ResourceInventory(BaseModel):
+    """Result of ``collect_resources``."""
+
+    collected_at: datetime
+    resources: list[Resource]
+    sources: list[InventorySource]
+    partial: bool
+    missing: list[str] = Field(default_factory=list)
+    monthly_cost: float = Field(description="Sum of the priced resources' monthly cost (USD)")
+    unpriced: int = Field(description="Resources with no known price (not counted above)")
+    notes: list[str] = Field(default_factory=list)
+
+
+class SavingsReport(BaseModel):
+    """Result of ``recommend_savings``."""
+
+    resources: int
+    monthly_cost: float
+    recommendations: list[Recommendation] = Field(description="Largest saving first")
+    estimated_monthly_saving: float
+    by_kind: dict[str, float] = Field(description="Monthly saving per recommendation kind")
+    scores: dict[str, int] = Field(description="Optimization score 0-100 per resource id")
+    partial: bool
+    missing: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+def sample_inventory() -> list[Resource]:
+    """The bundled inventory (three clouds, with planted waste) used with no source set."""
+    text = importlib_resources.files("tasks").joinpath(SAMPLE_INVENTORY).read_text()
+    return [Resource.model_validate(r) for r in json.loads(text)["resources"]]
+
+
+@task(name="price-resources", persist_result=False)
+def price_inventory(resources: list[Resource]) -> list[Resource]:
+    """Hourly and monthly prices from the catalog, in one place for every cloud."""
+    return price_resources(resources)
+
+
+@flow(name="collect-resources", persist_result=True, result_serializer="json")
+def collect_resources(
+    aws: list[AwsResourceSource] = [],  # noqa: B006
+    azure: list[AzureResourceSource] = [],  # noqa: B006
+    gcp: list[GcpResourceSource] = [],  # noqa: B006
+    metrics_days: Annotated[int, Field(ge=1, le=63)] = 14,
+) -> ResourceInventory:
+    """List instances, volumes, addresses and NAT gateways across AWS, Azure and GCP.
+
+    Each region, subscription and project is its own retried task; one that stays down
+    makes the result partial (``missing`` says which and why) while the others land.
+    With no source configured it returns the bundled sample inventory.
+
+    Args:
+        aws: AWS credentials and regions (EC2, EBS, Elastic IPs, NAT gateways, CloudWatch).
+        azure: subscriptions (VMs and managed disks).
+        gcp: projects (Compute Engine instances and persistent disks).
+        metrics_days: days of CPU/network statistics for running instances (AWS).
+
+    Returns:
+        ResourceInventory: the priced resources, per-source status and totals.
+
+    Example:
+        ```python
+        inv = collect_resources(aws=[{"credentials_block": "prod", "regions": ["us-east-1"]}])
+        print(len(inv.resources), inv.monthly_cost)
+        ```
+    """
+    logger = get_run_logger()
+    secrets: list[str] = []
+    jobs: list[tuple[str, Any]] = []
+    notes: list[str] = []
+    for i, src in enumerate(aws):
+        creds = load_block(src.credentials_block, f"aws[{i}].credentials_block", kind="aws")
+        secrets += block_secrets(creds)
+        for region in src.regions:
+            future = collect_aws_resources.submit(creds, region, metrics_days=metrics_days)
+            jobs.append((f"aws:{region}", future))
+    for i, src in enumerate(azure):
+        creds = load_block(src.credentials_block, f"azure[{i}].credentials_block", kind="azure")
+        secrets += block_secrets(creds)
+        jobs.append(
+            (
+                f"azure:{src.subscription_id}",
+                collect_azure_resources.submit(creds, src.subscription_id),
+            )
+        )
+    for i, src in enumerate(gcp):
+        creds = load_block(src.credentials_block, f"gcp[{i}].credentials_block", kind="gcp")
+        secrets += block_secrets(creds)
+        jobs.append((f"gcp:{src.project}", collect_gcp_resources.submit(creds, src.project)))
+
+    found: list[Resource] = []
+    sources: list[InventorySource] = []
+    if not jobs:
+        found = sample_inventory()
+        sources.append(
+            InventorySource(source="bundled sample", status="collected", resources=len(found))
+        )
+        notes.append("No resource source configured: the bundled sample inventory was used.")
+    for name, future in jobs:
+        future.wait()
+        if future.state.is_completed():
+            got = future.result()
+            found += got
+            sources.append(InventorySource(source=name, status="collected", resources=len(got)))
+            continue
+        error = future.state.result(raise_on_failure=False)
+        reason = (
+            one_line_reason(error, secrets)
+            if isinstance(error, BaseException)
+            else future.state.message or "failed"
+        )
+        logger.warning("%s not collected: %s", name, reason)
+        sources.append(InventorySource(source=name, status="failed", reason=reason))
+    priced = price_inventory(found)
+    failed = [s for s in sources if s.status == "failed"]
+    inventory = ResourceInventory(
+        collected_at=datetime.now(UTC),
+        resources=priced,
+        sources=sources,
+        partial=bool(failed),
+        missing=[f"{s.source}: {s.reason}" for s in failed],
+        monthly_cost=round(sum(r.monthly_cost or 0 for r in priced), 2),
+        unpriced=sum(1 for r in priced if r.monthly_cost is None),
+        notes=notes,
+    )
+    create_table_artifact(
+        key=INVENTORY_KEY,
+        table=[
+            {
+                "provider": r.provider,
+                "account": r.account,
+                "region": r.region,
+                "kind": r.kind,
+                "type": r.type,
+                "id": r.id,
+                "state": r.state,
+                "monthly_cost": r.monthly_cost,
+                "cpu_avg": (
+                    r.metrics.get("cpu_percent").average if "cpu_percent" in r.metrics else None
+                ),
+            }
+            for r in priced
+        ],
+        description="Resource inventory",
+    )
+    return inventory
+
+
+def render_markdown(report: SavingsReport, top: int = 15) -> str:
+    lines = [
+        "# Savings recommendations",
+        "",
+        f"{report.resources} resources costing about **${report.monthly_cost:,.2f}/month**; "
+        f"{len(report.recommendations)} recommendations could save about "
+        f"**${report.estimated_monthly_saving:,.2f}/month**.",
+        "",
+    ]
+    if report.partial:
+        lines += ["**Partial inventory.** Missing:", ""] + [f"- {m}" for m in report.missing] + [""]
+    if report.by_kind:
+        lines += ["| kind | monthly saving |", "|---|---:|"]
+        lines += [f"| {k} | ${v:,.2f} |" for k, v in report.by_kind.items()] + [""]
+    lines += [
+        "| # | recommendation | saving/month | risk | confidence | action |",
+        "|---:|---|---:|---|---:|---|",
+    ]
+    for i, r in enumerate(report.recommendations[:top], 1):
+        lines.append(
+            f"| {i} | {r.title} | ${r.estimated_monthly_saving:,.2f} | {r.risk} | "
+            f"{r.confidence:.0%} | {r.action.replace('|', '/')} |"
+        )
+    worst = sorted(report.scores.items(), key=lambda kv: kv[1])[:5]
+    if worst:
+        lines += ["", "## Lowest optimization scores", ""]
+        lines += [f"- `{rid}`: {score}/100" for rid, score in worst]
+    lines += [""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="recommend-savings", persist_result=True, result_serializer="json", log_prints=True)
+def recommend_savings(
+    aws: list[AwsResourceSource] = [],  # noqa: B006
+    azure: list[AzureResourceSource] = [],  # noqa: B006
+    gcp: list[GcpResourceSource] = [],  # noqa: B006
+    required_tags: list[str] = ["owner", "team", "env"],  # noqa: B006
+    cpu_avg_threshold: Annotated[float, Field(gt=0, lt=100)] = 10.0,
+    cpu_peak_threshold: Annotated[float, Field(gt=0, le=100)] = 40.0,
+    stopped_days: Annotated[int, Field(ge=1, le=365)] = 7,
+    metrics_days: Annotated[int, Field(ge=1, le=63)] = 14,
+    include_commitments: bool = True,
+    dataset_url: str | None = None,
+) -> SavingsReport:
+    """Rank right-sizing, idle-resource, commitment and tagging savings across clouds.
+
+    Collects the inventory (``collect-resources`` as a subflow), applies the rules of
+    ``tasks.recommend`` and, when the cost dataset has data, estimates commitments from
+    steady on-demand compute spend. Nothing is changed: every recommendation carries the
+    exact action, its risk and the evidence, for a person to apply.
+
+    Args:
+        aws: AWS credentials and regions.
+        azure: Azure subscriptions.
+        gcp: GCP projects.
+        required_tags: tag keys every resource must carry for cost ownership.
+        cpu_avg_threshold: right-size when average CPU % is below this ...
+        cpu_peak_threshold: ... and peak (p95) CPU % is below this.
+        stopped_days: an instance stopped longer than this is idle.
+        metrics_days: look-back window of the CPU statistics.
+        include_commitments: also read the cost dataset for commitment estimates.
+        dataset_url: cost dataset location (default ``$OPSFLOW_HOME/costs``).
+
+    Returns:
+        SavingsReport with recommendations ranked by monthly saving and per-resource
+        optimization scores.
+
+    Example:
+        ```python
+        report = recommend_savings(aws=[{"regions": ["us-east-1", "eu-west-1"]}])
+        print(report.estimated_monthly_saving)
+        ```
+    """
+    inventory = collect_resources(aws=aws, azure=azure, gcp=gcp, metrics_days=metrics_days)
+    recs = recommend_resources(
+        inventory.resources,
+        required_tags=required_tags,
+        cpu_avg_threshold=cpu_avg_threshold,
+        cpu_peak_threshold=cpu_peak_threshold,
+        stopped_days=stopped_days,
+        now=_inventory_now(inventory),
+    )
+    notes = list(inventory.notes)
+    if include_commitments:
+        dataset = CostDataset(dataset_url) if dataset_url else CostDataset()
+        costs = dataset.read()
+        if costs.num_rows:
+            recs += recommend_commitments(costs)
+        else:
+            notes.append("The cost dataset is empty: run collect-costs for commitment estimates.")
+    recs.sort(key=lambda r: r.estimated_monthly_saving, reverse=True)
+    by_kind: dict[str, float] = {}
+    for r in recs:
+        by_kind[r.kind] = round(by_kind.get(r.kind, 0.0) + r.estimated_monthly_saving, 2)
+    report = SavingsReport(
+        resources=len(inventory.resources),
+        monthly_cost=inventory.monthly_cost,
+        recommendations=recs,
+        estimated_monthly_saving=round(sum(r.estimated_monthly_saving for r in recs), 2),
+        by_kind=by_kind,
+        scores=optimization_scores(inventory.resources, recs),
+        partial=inventory.partial,
+        missing=inventory.missing,
+        notes=notes,
+    )
+    create_table_artifact(
+        key=RECOMMENDATIONS_KEY,
+        table=[
+            {
+                "kind": r.kind,
+                "title": r.title,
+                "provider": r.provider,
+                "resource": r.resource_id,
+                "monthly_saving": r.estimated_monthly_saving,
+                "risk": r.risk,
+                "confidence": r.confidence,
+                "action": r.action,
+                "reason": r.reason,
+            }
+            for r in recs
+        ],
+        description="Savings recommendations, largest first",
+    )
+    create_markdown_artifact(key=SUMMARY_KEY, markdown=render_markdown(report))
+    print(
+        f"{report.resources} resources, {len(recs)} recommendations, "
+        f"~${report.estimated_monthly_saving:,.2f}/month"
+    )
+    return report
+
+
+def _inventory_now(inventory: ResourceInventory) -> datetime:
+    """The bundled sample is frozen in time: judge it at its own snapshot date."""
+    if inventory.sources and inventory.sources[0].source == "bundled sample":
+        text = importlib_resources.files("tasks").joinpath(SAMPLE_INVENTORY).read_text()
+        return datetime.fromisoformat(json.loads(text)["snapshot"])
+    return inventory.collected_at

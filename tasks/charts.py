@@ -1,0 +1,114 @@
+"""Small dependency-free SVG charts for artifacts and report files.
+
+A Prefect markdown artifact can show an image, and a saved ``.svg`` opens in any
+browser; drawing a line chart is a few dozen lines, not worth a plotting library.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from datetime import date
+from html import escape
+
+PALETTE = ("#ff9900", "#0078d4", "#34a853", "#9c27b0", "#e53935", "#607d8b")
+
+
+def _nice_ceiling(value: float) -> float:
+    """A round axis maximum at or above ``value`` (1, 2, 2.5, 5 x 10^n)."""
+    if value <= 0:
+        return 1.0
+    exp = 10 ** len(str(int(value))) / 10
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exp:
+            return step * exp
+    return 10 * exp
+
+
+def line_chart_svg(
+    series: Mapping[str, Sequence[tuple[date, float]]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 760,
+    height: int = 300,
+    marks: Sequence[tuple[date, str]] = (),
+) -> str:
+    """An SVG line chart with one line per series, a y grid, dates and a legend.
+
+    Args:
+        series: name -> points ``(day, value)``; days need not align across series.
+        title: chart title.
+        unit: prefix for y labels (e.g. ``"$"``).
+        width: image width in pixels.
+        height: image height in pixels.
+        marks: days to highlight with a dashed vertical line and a label (anomalies).
+
+    Returns:
+        The SVG document as text.
+
+    Example:
+        ```python
+        svg = line_chart_svg({"aws": [(date(2026, 10, 1), 120.0)]}, title="Daily cost")
+        ```
+    """
+    left, right, top, bottom = 64, 16, 36, 52
+    plot_w, plot_h = width - left - right, height - top - bottom
+    days = sorted({d for pts in series.values() for d, _ in pts} | {d for d, _ in marks})
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    if not days:
+        out.append(f'<text x="{left}" y="{top + 20}">no data</text></svg>')
+        return "\n".join(out)
+    first, span = days[0], max((days[-1] - days[0]).days, 1)
+    y_max = _nice_ceiling(max((v for pts in series.values() for _, v in pts), default=0))
+
+    def x(d: date) -> float:
+        return left + plot_w * (d - first).days / span
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - max(v, 0) / y_max)
+
+    for i in range(5):
+        value = y_max * i / 4
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+            'stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
+            f"{escape(unit)}{value:,.0f}</text>"
+        )
+    step = max(1, len(days) // 8)
+    for d in days[::step]:
+        out.append(
+            f'<text x="{x(d):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
+            f"{d.strftime('%b %d')}</text>"
+        )
+    for d, label in marks:
+        out.append(
+            f'<line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{top}" y2="{top + plot_h}" '
+            f'stroke="#e53935" stroke-dasharray="4 3"/>'
+            f'<text x="{x(d) + 3:.1f}" y="{top + 10}" fill="#e53935">{escape(label)}</text>'
+        )
+    for i, (name, pts) in enumerate(series.items()):
+        color = PALETTE[i % len(PALETTE)]
+        path = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in sorted(pts))
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+        lx = left + 10 + i * 110
+        out.append(
+            f'<rect x="{lx}" y="{height - 18}" width="12" height="4" fill="{color}"/>'
+            f'<text x="{lx + 16}" y="{height - 13}">{escape(name)}</text>'
+        )
+    out.append(
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#999"/></svg>'
+    )
+    return "\n".join(out)
+
+
+def svg_data_uri(svg: str) -> str:
+    """``data:`` URI of an SVG, to embed it in a markdown artifact as an image."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
