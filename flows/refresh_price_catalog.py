@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect_aws import AwsCredentials
 from prefect_gcp import GcpCredentials
 from pydantic import BaseModel, Field
 
+from flows.credentials import block_secrets, load_block
 from tasks.aws import AWS_SOURCE, fetch_aws_prices
 from tasks.azure import AZURE_RETAIL_ENDPOINT, AZURE_SOURCE, fetch_azure_prices
 from tasks.catalog import PROVIDERS, Provider, ProviderCatalog, load_catalog, write_catalog_version
@@ -68,36 +68,6 @@ class CatalogRefreshResult(BaseModel):
             if entry.provider == name:
                 return entry
         raise KeyError(name)
-
-
-def _aws_block(name: str | None) -> AwsCredentials:
-    if not name:
-        return AwsCredentials()  # the default boto3 credential chain
-    try:
-        return AwsCredentials.load(name)
-    except ValueError as exc:
-        raise ValueError(f"aws_credentials_block: no AWS Credentials block named {name!r}") from exc
-
-
-def _gcp_block(name: str) -> GcpCredentials:
-    try:
-        return GcpCredentials.load(name)
-    except ValueError as exc:
-        raise ValueError(f"gcp_credentials_block: no GCP Credentials block named {name!r}") from exc
-
-
-def _block_secrets(block: Any) -> list[str]:
-    """Secret values held by a credentials block, to mask them in failure reasons."""
-    values: list[str] = []
-    if isinstance(block, AwsCredentials):
-        if block.aws_secret_access_key:
-            values.append(block.aws_secret_access_key.get_secret_value())
-        if block.aws_session_token:
-            values.append(block.aws_session_token)
-    elif isinstance(block, GcpCredentials) and block.service_account_info:
-        info = block.service_account_info.get_secret_value()
-        values += [str(info.get(k)) for k in ("private_key", "private_key_id") if info.get(k)]
-    return values
 
 
 def _summary_markdown(result: CatalogRefreshResult) -> str:
@@ -202,11 +172,17 @@ def refresh_price_catalog(
     todo = [p for p in selected if p not in outcome]
 
     # Resolve block names first: a wrong name is bad input, rejected before any cloud call.
-    aws_creds = _aws_block(aws_credentials_block) if "aws" in todo else None
-    gcp_creds = (
-        _gcp_block(gcp_credentials_block) if "gcp" in todo and gcp_credentials_block else None
+    aws_creds = (
+        load_block(aws_credentials_block, "aws_credentials_block", kind="aws")
+        if "aws" in todo
+        else None
     )
-    secrets = _block_secrets(aws_creds) + _block_secrets(gcp_creds)
+    gcp_creds = (
+        load_block(gcp_credentials_block, "gcp_credentials_block", kind="gcp")
+        if "gcp" in todo and gcp_credentials_block
+        else None
+    )
+    secrets = block_secrets(aws_creds) + block_secrets(gcp_creds)
 
     futures: dict[str, Any] = {}
     for p in todo:
