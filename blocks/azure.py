@@ -67,7 +67,9 @@ class AzureCredentials(Block):
 
     _block_type_name = "Azure Credentials"
     _logo_url = "https://cdn.sanity.io/images/3ugk85nk/production/54e3fa7e00197a4fbd1d82ed62494cb58d08c96a-250x250.png"  # noqa: E501
-    _documentation_url = "https://learn.microsoft.com/azure/developer/python/sdk/authentication/overview"  # noqa: E501
+    _documentation_url = (
+        "https://learn.microsoft.com/azure/developer/python/sdk/authentication/overview"  # noqa: E501
+    )
     _credential: Any = PrivateAttr(default=None)
     # a validation error must not echo the input: it may hold the client secret
     model_config = ConfigDict(hide_input_in_errors=True)
@@ -161,7 +163,9 @@ class AzureCredentials(Block):
 
         return CostManagementClient(self.get_credential(), **self._client_kwargs(client_kwargs))
 
-    def get_compute_client(self, subscription_id: str, **client_kwargs: Any) -> ComputeManagementClient:
+    def get_compute_client(
+        self, subscription_id: str, **client_kwargs: Any
+    ) -> ComputeManagementClient:
         """A Compute client for one subscription, SDK retries off.
 
         Args:

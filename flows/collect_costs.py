@@ -23,7 +23,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
 from opsflow.paths import data_dir, reports_dir
@@ -35,7 +35,6 @@ from tasks.cost_dataset import CostDataset
 from tasks.export_files import local_export
 from tasks.focus import iter_normalized
 from tasks.focus_samples import bundled_export_paths
-from tasks.focus_schema import SOURCE_COLUMN
 from tasks.gcp_costs import fetch_gcp_costs
 from tasks.rate_limits import configure_rate_limits
 from tasks.recommend import Recommendation, recommend_commitments
@@ -178,12 +177,15 @@ def ingest_focus_export(
     logger = get_run_logger()
     reasons: Counter[str] = Counter()
     quarantine_file = quarantine_dir / f"{_safe(location)}.csv"
-    with local_export(location, **access) as path, dataset.replacing() as tx:
-        with _QuarantineWriter(quarantine_file) as quarantine:
-            for batch in iter_normalized(path):
-                tx.write(batch.table)
-                quarantine.write(batch.quarantine)
-                reasons.update(batch.quarantine_counts())
+    with (
+        local_export(location, **access) as path,
+        dataset.replacing() as tx,
+        _QuarantineWriter(quarantine_file) as quarantine,
+    ):
+        for batch in iter_normalized(path):
+            tx.write(batch.table)
+            quarantine.write(batch.quarantine)
+            reasons.update(batch.quarantine_counts())
     summary = tx.summary
     providers = sorted({p.split("/")[0].removeprefix("provider=") for p in summary.partitions})
     logger.info(
@@ -212,8 +214,10 @@ def store_api_costs(
     dataset: CostDataset, table: Any, source: str, kind: str, start: date, end: date
 ) -> SourceOutcome:
     """Replace one API source's rows for the collected days and advance its watermark."""
-    summary = dataset.replace(table, sources=[source], start=start, end=end)
-    dataset.set_watermark(source, end - timedelta(days=1))
+    with dataset.replacing(sources=[source], start=start, end=end) as tx:
+        tx.write(table)
+        tx.set_watermark(source, end - timedelta(days=1))  # moves only if the data lands
+    summary = tx.summary
     return SourceOutcome(
         source=source,
         kind=kind,
@@ -265,14 +269,18 @@ def _safe(text: str) -> str:
 
 
 def _window(
-    dataset: CostDataset, source: str, start: date | None, end: date | None, lookback_days: int
+    dataset: CostDataset,
+    source: str | None,
+    start: date | None,
+    end: date | None,
+    lookback_days: int,
 ) -> tuple[date, date]:
     """Days to collect for an API source: explicit, else since its watermark minus look-back."""
     today = datetime.now(UTC).date()
     stop = end or today  # today's costs are still accruing: collected tomorrow
     if start:
         return start, stop
-    mark = dataset.watermark(source)
+    mark = dataset.watermark(source) if source else None
     if mark is None:  # first run: the previous calendar month and this one so far
         first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
         return first, stop
@@ -291,8 +299,13 @@ def _api_jobs(aws, azure, gcp, dataset, start, end, lookback_days, secrets):
     for i, src in enumerate(aws):
         creds = load_block(src.credentials_block, f"aws[{i}].credentials_block", kind="aws")
         secrets += block_secrets(creds)
-        slices = aws_cost_slices(creds, accounts=src.accounts, regions=src.regions)
-        for account, region in slices:
+        lo, hi = _window(dataset, None, start, end, lookback_days)
+        discovery = aws_cost_slices.submit(creds, lo, hi, src.accounts, src.regions)
+        discovery.wait()
+        if not discovery.state.is_completed():  # reported like any failed source
+            jobs.append((f"aws-ce:{i}", "aws-ce", (lo, hi), discovery))
+            continue
+        for account, region in discovery.result():
             source = f"aws-ce:{account or 'all'}:{region or 'all'}"
             lo, hi = _window(dataset, source, start, end, lookback_days)
             future = fetch_aws_costs.submit(

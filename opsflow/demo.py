@@ -12,7 +12,7 @@ import os
 from flows.compare_compute import ComputeComparison, render_markdown
 from mcp_bridge import runs
 from opsflow.local_server import ServeState
-from opsflow.paths import reports_dir
+from opsflow.paths import data_dir, reports_dir
 
 SAMPLES = [
     (
@@ -26,15 +26,21 @@ SAMPLES = [
 ]
 
 
-async def _run(parameters: dict) -> tuple[ComputeComparison, str]:
+async def _run_flow(flow_name: str, parameters: dict) -> tuple[dict, str]:
+    """Run ``flow_name``'s deployment as the UI or the bridge would; its result and link."""
     run = await runs.start_run(
-        "compare-compute/opsflow", parameters, os.urandom(8).hex(), tags=("demo",)
+        f"{flow_name}/opsflow", parameters, os.urandom(8).hex(), tags=("demo",)
     )
-    run = await runs.wait_for_run(run.id, wait_seconds=300)
+    run = await runs.wait_for_run(run.id, wait_seconds=600)
     if not (run.state and run.state.is_completed()):
         raise RuntimeError(f"demo run {run.id} ended {run.state.name if run.state else '?'}")
-    outcome = await runs.describe(run, "compare-compute")
-    return ComputeComparison.model_validate(outcome.result), outcome.ui_url or ""
+    outcome = await runs.describe(run, flow_name)
+    return outcome.result, outcome.ui_url or ""
+
+
+async def _run(parameters: dict) -> tuple[ComputeComparison, str]:
+    result, url = await _run_flow("compare-compute", parameters)
+    return ComputeComparison.model_validate(result), url
 
 
 def _table(result: ComputeComparison, rows: int = 10) -> str:
@@ -69,9 +75,67 @@ def run_demo(state: ServeState) -> None:
         report = out / f"compare-compute-{n}.md"
         report.write_text(render_markdown(result))
         links.append((title, url, report))
+    links += _cost_demo()
     print("\n=== Look next ===")
     print(f"Prefect UI:      {state.ui_url}  (runs, artifacts, schedules)")
     for title, url, report in links:
         print(f"  {title}:\n    run    {url}\n    report {report}")
+    print(f"Cost dataset:    {data_dir() / 'costs'}  (Parquet, FOCUS 1.2)")
     print("MCP bridge:      .venv/bin/opsflow mcp   (stdio; see README for the client config)")
     print("Stop the server: make stop")
+
+
+def _cost_demo() -> list[tuple[str, str, str]]:
+    """collect-costs on the bundled exports, twice (the second adds no rows), then savings."""
+    from flows.collect_costs import CostCollection
+    from flows.savings import SavingsReport, render_markdown
+
+    links = []
+    for attempt in ("first run", "second run: same exports, nothing duplicated"):
+        raw, url = asyncio.run(_run_flow("collect-costs", {}))
+        result = CostCollection.model_validate(raw)
+        print(f"\n=== collect-costs ({attempt}) ===")
+        print(_cost_table(result))
+        links.append((f"collect-costs, {attempt}", url, result.report_files[0]))
+    raw, url = asyncio.run(_run_flow("recommend-savings", {}))
+    report = SavingsReport.model_validate(raw)
+    print("\n=== recommend-savings (bundled sample inventory + cost dataset) ===")
+    print(
+        f"{report.resources} resources, ${report.monthly_cost:,.2f}/month; "
+        f"{len(report.recommendations)} recommendations, "
+        f"~${report.estimated_monthly_saving:,.2f}/month\n"
+    )
+    for r in report.recommendations[:8]:
+        print(f"  ${r.estimated_monthly_saving:>9,.2f}  {r.kind:<10} {r.title}")
+    path = reports_dir() / "recommend-savings.md"
+    path.write_text(render_markdown(report))
+    links.append(("recommend-savings", url, str(path)))
+    return links
+
+
+def _cost_table(result) -> str:
+    s = result.summary
+    lines = [
+        f"dataset {result.dataset}: {result.dataset_rows:,} rows "
+        f"({sum(o.rows for o in result.sources):,} written this run, "
+        f"{sum(o.rows_replaced for o in result.sources):,} replaced, "
+        f"{result.quarantine.rows} quarantined)",
+        f"{s.first_day} .. {s.last_day}: {s.effective_cost:,.2f} {s.currency} effective",
+    ]
+    for t in s.by_provider:
+        lines.append(f"  {t.key:<8} {t.effective_cost:>14,.2f}")
+    if s.month_to_date:
+        m = s.month_to_date
+        lines.append(
+            f"{m.month} to date {m.effective_cost:,.2f}, forecast to month end "
+            f"{m.forecast_month_end:,.2f}"
+        )
+    for a in s.anomalies[:4]:
+        lines.append(
+            f"  anomaly {a.day} {a.provider} {a.service} ({a.account}): {a.cost:,.2f} "
+            f"vs {a.baseline:,.2f} baseline"
+        )
+    for r in result.recommendations[:3]:
+        lines.append(f"  recommendation: {r.title} (~{r.estimated_monthly_saving:,.2f}/month)")
+    lines += [f"  note: {n}" for n in result.notes]
+    return "\n".join(lines)

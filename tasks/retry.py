@@ -113,12 +113,29 @@ def _google_transient(exc: BaseException) -> bool | None:
     return None
 
 
+def _azure_transient(exc: BaseException) -> bool | None:
+    """True/False for azure-core exceptions, None otherwise."""
+    try:
+        from azure.core import exceptions as zx
+    except ImportError:  # pragma: no cover - azure-core is a dependency
+        return None
+    if isinstance(exc, zx.ClientAuthenticationError):  # bad secret, no identity
+        return False
+    if isinstance(exc, zx.HttpResponseError):
+        return _is_transient_status(exc.status_code)
+    if isinstance(exc, zx.ServiceRequestError | zx.ServiceResponseError):
+        return True  # could not connect, or the connection dropped / timed out
+    if isinstance(exc, zx.AzureError):
+        return False
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Return True when retrying the call that raised ``exc`` may succeed.
 
     Args:
         exc: the exception raised by an outside call (botocore, httpx, google-api-core,
-            google-auth or a builtin timeout/connection error).
+            google-auth, azure-core or a builtin timeout/connection error).
 
     Returns:
         True for throttling, timeouts, connection failures and 5xx; False for auth,
@@ -129,7 +146,7 @@ def is_transient(exc: BaseException) -> bool:
         is_transient(httpx.ReadTimeout("slow"))  # True
         ```
     """
-    for check in (_aws_transient, _google_transient):
+    for check in (_aws_transient, _google_transient, _azure_transient):
         verdict = check(exc)
         if verdict is not None:
             return verdict
