@@ -11,7 +11,7 @@ times, each variant in a fresh subprocess so that its peak RSS is its own:
 The naive variant is first run on a 100,000-row slice; if the full file would take more
 than ~5 minutes at that rate, its figure is extrapolated from the slice (and says so).
 
-Usage:  .venv/bin/python benchmarks/focus_ingest.py [--rows 1000000]
+Usage:  .venv/bin/python benchmarks/focus_ingest.py [--rows 1000000] [--repeat 3]
         .venv/bin/python benchmarks/focus_ingest.py --variant opsflow --input X.csv --output Y
 """
 
@@ -162,19 +162,35 @@ def run_naive(src: Path, dest: Path) -> dict:
     return {"kept": int((~bad).sum()), "quarantined": int(bad.sum())}
 
 
-def child(variant: str, src: Path, dest: Path) -> None:
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the process image, unlike ru_maxrss,
+    which Linux carries over from the parent across fork + exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(variant: str, src: Path, dest: Path, rows: int) -> None:
+    if variant == "generate":
+        make_input(rows, src, dest)
+        return
     run = {"opsflow": run_opsflow, "naive": run_naive}[variant]
     start = time.perf_counter()
     result = run(src, dest)
     result["seconds"] = time.perf_counter() - start
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
 # --- the driver ---------------------------------------------------------------------------
 
 
-def make_input(rows: int, folder: Path) -> tuple[Path, Path]:
+def make_input(rows: int, full: Path, part: Path) -> None:
     """A ``rows``-row AWS FOCUS CSV and its first ``SLICE_ROWS`` rows as a second file."""
     import pyarrow.csv as pacsv
 
@@ -184,36 +200,38 @@ def make_input(rows: int, folder: Path) -> tuple[Path, Path]:
     per_scale = samples.generate_export("aws", start, end).num_rows
     table = samples.generate_export("aws", start, end, scale=rows / per_scale * 1.01)
     table = table.slice(0, rows)
-    full, part = folder / "aws_focus.csv", folder / "aws_focus_slice.csv"
     options = pacsv.WriteOptions(quoting_style="needed")
     pacsv.write_csv(table, full, options)
     pacsv.write_csv(table.slice(0, min(rows, SLICE_ROWS)), part, options)
-    return full, part
 
 
-def spawn(variant: str, src: Path, dest: Path) -> dict:
+def spawn(variant: str, src: Path, dest: Path, rows: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--variant", variant, "--input", str(src)]
-    done = subprocess.run(cmd + ["--output", str(dest)], capture_output=True, text=True)
+    cmd += ["--output", str(dest), "--rows", str(rows)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--variant", choices=["opsflow", "naive"])
+    parser.add_argument("--repeat", type=int, default=3, help="opsflow runs (median shown)")
+    parser.add_argument("--variant", choices=["opsflow", "naive", "generate"])
     parser.add_argument("--input", type=Path)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     if args.variant:
-        child(args.variant, args.input, args.output)
+        child(args.variant, args.input, args.output, args.rows)
         return
 
     with tempfile.TemporaryDirectory(prefix="opsflow-focus-bench-") as tmp:
         folder = Path(tmp)
         t = time.perf_counter()
-        full, part = make_input(args.rows, folder)
+        full, part = folder / "aws_focus.csv", folder / "aws_focus_slice.csv"
+        spawn("generate", full, part, args.rows)  # in a child: this process stays small
         size_mb = full.stat().st_size / 1e6
         print(
             f"input: {args.rows:,} rows x 48 columns, {size_mb:,.0f} MB CSV "
@@ -221,8 +239,11 @@ def main() -> None:
         )
         print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, {_versions()}")
         results = []
-        ops = spawn("opsflow", full, folder / "opsflow.parquet")
-        results.append(("opsflow", args.rows, ops, ""))
+        runs = [spawn("opsflow", full, folder / "opsflow.parquet") for _ in range(args.repeat)]
+        runs.sort(key=lambda r: r["seconds"])
+        ops = dict(runs[len(runs) // 2], peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
+        note = f"median of {len(runs)} runs" if len(runs) > 1 else ""
+        results.append(("opsflow", args.rows, ops, note))
         slice_rows = min(args.rows, SLICE_ROWS)
         ops_slice = spawn("opsflow", part, folder / "opsflow_slice.parquet")
         naive_slice = spawn("naive", part, folder / "naive_slice.parquet")
@@ -241,6 +262,8 @@ def main() -> None:
             naive = spawn("naive", full, folder / "naive.parquet")
             results.append(("naive (pandas apply)", args.rows, naive, ""))
         _print_table(results)
+        walls = ", ".join(f"{r['seconds']:.2f}" for r in runs)
+        print(f"opsflow runs (s): {walls}")
         agree = ops_slice["kept"] == naive_slice["kept"]
         print(
             f"check on the {slice_rows:,}-row slice: opsflow kept {ops_slice['kept']:,} / "
@@ -262,7 +285,7 @@ def _print_table(results) -> None:
     print()
     print(f"{'variant':<22} {'rows':>11} {'wall s':>9} {'rows/s':>11} {'peak RSS MB':>12}  note")
     for name, rows, r, note in results:
-        approx = "~" if note else ""
+        approx = "~" if note.startswith("extrapolated") else ""
         print(
             f"{name:<22} {rows:>11,} {approx + format(r['seconds'], ',.2f'):>9} "
             f"{approx + format(rows / r['seconds'], ',.0f'):>11} {r['peak_rss_mb']:>12,.0f}  {note}"

@@ -36,7 +36,7 @@ from tasks.export_files import local_export
 from tasks.focus import iter_normalized
 from tasks.focus_samples import bundled_export_paths
 from tasks.gcp_costs import fetch_gcp_costs
-from tasks.rate_limits import configure_rate_limits
+from tasks.rate_limits import configure_rate_limits, ensure_limit
 from tasks.recommend import Recommendation, recommend_commitments
 from tasks.retry import one_line_reason, retry_on_transient
 
@@ -281,9 +281,9 @@ def _window(
     if start:
         return start, stop
     mark = dataset.watermark(source) if source else None
-    if mark is None:  # first run: the previous calendar month and this one so far
-        first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-        return first, stop
+    if mark is None:  # first run: the month before the last day, and that month so far
+        last = stop - timedelta(days=1)
+        return (last.replace(day=1) - timedelta(days=1)).replace(day=1), stop
     return min(mark + timedelta(days=1 - lookback_days), stop - timedelta(days=1)), stop
 
 
@@ -403,6 +403,7 @@ def collect_costs(
             "No cost source configured: collected the bundled sample exports "
             "(AWS, Azure, GCP; synthetic data for October-November 2026)."
         )
+    ensure_limit(DATASET_LOCK, slots=1)
     if aws or azure or gcp:
         in_force = configure_rate_limits(api_rate_limits)
         notes.append(
@@ -413,7 +414,7 @@ def collect_costs(
     run_id = _run_id()
     quarantine_dir = data_dir() / "quarantine" / f"collect-costs-{run_id}"
     outcomes: list[SourceOutcome] = []
-    with concurrency(DATASET_LOCK, occupy=1, timeout_seconds=3600, strict=False):
+    with concurrency(DATASET_LOCK, occupy=1, timeout_seconds=3600, strict=True):
         export_futures = [
             (loc, ingest_focus_export.submit(loc, dataset, access, quarantine_dir))
             for loc in exports

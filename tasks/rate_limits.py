@@ -12,6 +12,7 @@ overwrites it when its ``api_rate_limits`` parameter names the provider.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 # Requests per second, conservative defaults below each provider's documented quota.
@@ -44,7 +45,7 @@ def configure_rate_limits(overrides: dict[str, float] | None = None) -> dict[str
         GlobalConcurrencyLimitCreate,
         GlobalConcurrencyLimitUpdate,
     )
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     overrides = overrides or {}
     in_force: dict[str, float] = {}
@@ -63,13 +64,18 @@ def configure_rate_limits(overrides: dict[str, float] | None = None) -> dict[str
                 rate = existing.slot_decay_per_second or DEFAULT_RATES.get(provider, 1.0)
             rate = float(rate if rate is not None else DEFAULT_RATES.get(provider, 1.0))
             slots = max(1, math.ceil(rate))  # burst of at most one second's worth
+            created = False
             if existing is None:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(
-                        name=name, limit=slots, active=True, slot_decay_per_second=rate
+                try:
+                    client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(
+                            name=name, limit=slots, active=True, slot_decay_per_second=rate
+                        )
                     )
-                )
-            else:
+                    created = True
+                except ObjectAlreadyExists:  # another run created it meanwhile: update it
+                    pass
+            if not created:
                 client.update_global_concurrency_limit(
                     name,
                     GlobalConcurrencyLimitUpdate(
@@ -78,6 +84,25 @@ def configure_rate_limits(overrides: dict[str, float] | None = None) -> dict[str
                 )
             in_force[provider] = rate
     return in_force
+
+
+def ensure_limit(name: str, slots: int = 1) -> None:
+    """Create the global concurrency limit ``name`` with ``slots`` if it does not exist.
+
+    An existing limit is left as the operator set it (size, active or not).
+    """
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another run created it meanwhile
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=slots, active=True)
+                )
 
 
 def throttle(provider: str, timeout_seconds: float = 600) -> None:

@@ -9,9 +9,7 @@ uses its own date range and consumes everything it queues.
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from datetime import UTC, date, datetime
 
 import pytest
@@ -30,54 +28,17 @@ from tasks.aws_costs import (
 )
 from tasks.focus_schema import REQUIRED, SCHEMA
 from tasks.retry import RETRIES, one_line_reason, retry_on_transient
-from tests.servers import Seen, json_response
-from tests.servers.aws_pricing import AMZ_JSON, AwsPricingServer
+from tests.servers.aws_cost_explorer import (
+    MOTO_ACCOUNT,
+    CostExplorerProxy,
+    ce_error,
+    day,
+    group,
+    one_day,
+    queue_ce,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted:UserWarning")
-
-CE_TARGET = "AWSInsightsIndexService."
-MOTO_ACCOUNT = "123456789012"
-
-
-def ce_error(code: str, message: str) -> dict[str, str]:
-    return {"__type": f"com.amazon.awsinsightsindexservice#{code}", "Message": message}
-
-
-class CostExplorerProxy(AwsPricingServer):
-    """Forwards every call to moto except GetDimensionValues, which it answers from
-    ``dimensions`` (paginated, ``page_size`` values per page). Faults apply to Cost
-    Explorer calls only, so STS still answers."""
-
-    def __init__(self, upstream: str, dimensions: dict[str, list[str]] | None = None):
-        super().__init__(products=[], upstream=upstream)
-        self.dimensions = dimensions or {}
-        self.page_size = 2
-
-    def is_api_request(self, seen: Seen) -> bool:
-        return seen.headers.get("x-amz-target", "").startswith(CE_TARGET)
-
-    def ce_calls(self, operation: str) -> list[dict]:
-        return [
-            json.loads(s.body)
-            for s in self.requests
-            if s.headers.get("x-amz-target") == CE_TARGET + operation
-        ]
-
-    def handle(self, seen: Seen):
-        if seen.headers.get("x-amz-target") == CE_TARGET + "GetDimensionValues":
-            body = json.loads(seen.body)
-            values = self.dimensions.get(body["Dimension"], [])
-            start = int(body.get("NextPageToken") or 0)
-            page = values[start : start + self.page_size]
-            out = {
-                "DimensionValues": [{"Value": v, "Attributes": {}} for v in page],
-                "ReturnSize": len(page),
-                "TotalSize": len(values),
-            }
-            if start + self.page_size < len(values):
-                out["NextPageToken"] = str(start + self.page_size)
-            return json_response(out, content_type=AMZ_JSON)
-        return super().handle(seen)
 
 
 @pytest.fixture
@@ -105,43 +66,6 @@ def block(url: str, secret: str = "testing-secret", **extra) -> AwsCredentials:
         aws_client_parameters={"endpoint_url": url},
         **extra,
     )
-
-
-def queue_ce(moto_url: str, results: list[dict], account_id: str = MOTO_ACCOUNT) -> None:
-    body = json.dumps({"results": results, "account_id": account_id}).encode()
-    req = urllib.request.Request(
-        f"{moto_url}/moto-api/static/ce/cost-and-usage-results",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback moto
-        assert resp.status == 201
-
-
-def group(service: str, second: str, billed: str, amortized: str, qty="1", unit="N/A"):
-    return {
-        "Keys": [service, second],
-        "Metrics": {
-            "UnblendedCost": {"Amount": billed, "Unit": "USD"},
-            "AmortizedCost": {"Amount": amortized, "Unit": "USD"},
-            "UsageQuantity": {"Amount": qty, "Unit": unit},
-        },
-    }
-
-
-def day(start: str, end: str, groups: list[dict], estimated=False) -> dict:
-    return {
-        "TimePeriod": {"Start": start, "End": end},
-        "Total": {},
-        "Groups": groups,
-        "Estimated": estimated,
-    }
-
-
-def one_day(start: str, end: str, billed: str) -> list[dict]:
-    """One queued GetCostAndUsage result: one day, one AWS Lambda group."""
-    return [{"ResultsByTime": [day(start, end, [group("AWS Lambda", "x", billed, billed)])]}]
 
 
 def task_run_count(state) -> int:
