@@ -15,7 +15,8 @@ and tag parsing, enum re-casing) runs once per *distinct* value, never per row.
 
 Decisions worth knowing:
 
-- ``NULL``/``null``/``None`` (any case) and empty or blank text are null everywhere.
+- ``NULL``, ``Null``, ``null``, ``None``, ``NONE``, ``none`` and empty or blank text
+  (surrounding whitespace ignored) are null everywhere.
 - Timestamps without a zone are UTC; dates are midnight UTC.
 - ``Tags`` is a JSON object (Azure's brace-less ``"k": "v", ...`` form too), a map or
   a list of ``{key, value}`` records. Keys are trimmed and inner whitespace runs
@@ -62,6 +63,7 @@ DEFAULT_BATCH_ROWS = 262_144
 NORMALIZE_BATCH_ROWS = 65_536
 NULL_SPELLINGS = ("", "NULL", "Null", "null", "None", "NONE", "none")
 _NULL_SET = pa.array(NULL_SPELLINGS[1:], pa.string())
+_LONGEST_NULL_SPELLING = max(len(w) for w in NULL_SPELLINGS)
 _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _STR = pa.string()
 _F64 = pa.float64()
@@ -147,7 +149,18 @@ class NormalizedBatch:
 
 
 def sniff_format(path: str | os.PathLike) -> str:
-    """``parquet``, ``gzip`` (gzip CSV) or ``csv``, from the file's first bytes."""
+    """The export's format from its first bytes, not its name (names lie: ``.csv`` files
+    that are gzip, exports renamed by hand).
+
+    Args:
+        path: the export file.
+
+    Returns:
+        ``"parquet"`` (``PAR1``), ``"gzip"`` (gzip CSV, ``1f8b``) or ``"csv"``.
+
+    Raises:
+        FocusReadError: the file cannot be opened, or is a zip archive.
+    """
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -299,6 +312,17 @@ def resolve_columns(names: Iterable[str]) -> dict[str, int]:
     are mapped through ``COLUMN_ALIASES``, and case differences are tolerated. When two
     headers map to the same column, the one already spelled the 1.2 way wins. Unknown
     columns are left out.
+
+    Args:
+        names: the header cells, in file order.
+
+    Returns:
+        ``{FOCUS 1.2 name: position}`` for the columns the header provides.
+
+    Example:
+        ```python
+        resolve_columns([" AmortizedCost", "BilledCost"])  # {"EffectiveCost": 0, "BilledCost": 1}
+        ```
     """
     found: dict[str, tuple[int, int]] = {}  # canonical -> (rank, index); lower rank wins
     for i, raw in enumerate(names):
@@ -373,7 +397,7 @@ def _null_spelled(arr: pa.Array) -> pa.Array:
     trimmed = pc.utf8_trim_whitespace(arr)
     lengths = pc.binary_length(trimmed)
     shortest = pc.min(lengths).as_py()
-    if shortest is not None and shortest <= max(len(w) for w in NULL_SPELLINGS):
+    if shortest is not None and shortest <= _LONGEST_NULL_SPELLING:
         is_null_word = pc.or_(pc.is_in(trimmed, value_set=_NULL_SET), pc.equal(trimmed, ""))
         if pc.any(is_null_word).as_py():
             return pc.if_else(is_null_word, pa.scalar(None, _STR), trimmed)
@@ -463,6 +487,11 @@ def parse_timestamp(text: str) -> datetime | None:
 
     Accepts ISO 8601 with or without zone, fractions of any length, ``Z``, a space
     instead of ``T``, plain dates, and the ``MM/DD/YYYY`` form of older Azure exports.
+
+    Example:
+        ```python
+        parse_timestamp("2026-10-01T02:00:00+02:00")  # 2026-10-01 00:00:00+00:00
+        ```
     """
     s = text.strip()
     try:
@@ -573,6 +602,11 @@ def parse_tags(text: str) -> tuple[list[tuple[str, str | None]] | None, bool]:
 
     ``ok`` is False for text that is not a JSON object (pairs are then ``None``).
     Null spellings give ``(None, True)``.
+
+    Example:
+        ```python
+        parse_tags('{" team ": "web", "team": "data"}')  # ([("team", "data")], True)
+        ```
     """
     s = text.strip()
     if s in NULL_SPELLINGS:
@@ -836,7 +870,14 @@ def _malformed(rows: list[pacsv.InvalidRow], line_offset: int = 2) -> Normalized
 
 
 def merge_batches(batches: Iterable[NormalizedBatch]) -> NormalizedBatch:
-    """One ``NormalizedBatch`` from several (e.g. a whole small file)."""
+    """One ``NormalizedBatch`` from several (e.g. a whole small file).
+
+    Args:
+        batches: batches in file order.
+
+    Returns:
+        Their tables, quarantines and reason codes concatenated, warnings summed.
+    """
     batches = list(batches)
     if not batches:
         return NormalizedBatch(fs.empty_table(), _empty_quarantine())
@@ -949,10 +990,19 @@ def _with_file_rows(
 
 
 def normalize_file(path: str | os.PathLike, *, source_id: str | None = None) -> NormalizedBatch:
-    """The whole export normalized at once (for small files such as the samples)."""
+    """The whole export normalized at once (for small files such as the samples; stream
+    big ones with ``iter_normalized``).
+
+    Args:
+        path: CSV, gzip CSV or Parquet export.
+        source_id: ``x_SourceId`` for every row (default: per provider and account).
+
+    Returns:
+        One ``NormalizedBatch`` for the file.
+
+    Example:
+        ```python
+        batch = normalize_file(bundled_export_paths()[0])
+        ```
+    """
     return merge_batches(iter_normalized(path, source_id=source_id))
-
-
-def raw_row_text(table: pa.Table, row: int) -> str:
-    """The JSON text ``x_RawRow`` holds for ``table``'s row ``row``."""
-    return _json_text(table.slice(row, 1).to_pylist()[0])

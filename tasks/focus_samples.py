@@ -175,7 +175,11 @@ def _json(obj: Any) -> str:
 
 
 def _months(days: list[date]) -> list[date]:
-    return sorted({d.replace(day=1) for d in days})
+    """The first day of each month that ``days`` covers (monthly charges post there)."""
+    firsts: dict[date, date] = {}
+    for d in days:
+        firsts.setdefault(d.replace(day=1), d)
+    return sorted(firsts.values())
 
 
 # --- AWS -----------------------------------------------------------------------------------
@@ -1166,6 +1170,9 @@ class _Edits:
         self._used: set[int] = set()
 
     def row(self) -> int:
+        """A usage row not edited yet."""
+        if len(self._used) >= len(self._free):
+            raise ValueError("too few rows to plant the mess in: use more days or messy=False")
         while True:
             i = self._free[int(self.rng.integers(len(self._free)))]
             if i not in self._used:
@@ -1304,9 +1311,16 @@ def generate_export(
 
 
 def planted(table: pa.Table) -> dict[str, Any]:
-    """What :func:`generate_export` planted: ``rows``, ``bad_rows`` (row -> reason
-    code), ``warnings`` (code -> count) and ``billed_total`` of the good rows per
-    currency. Empty for a table that did not come from the generator."""
+    """What :func:`generate_export` planted, so tests need no magic numbers.
+
+    Args:
+        table: a table returned by :func:`generate_export`.
+
+    Returns:
+        ``rows``, ``bad_rows`` (row number as text -> reason code), ``warnings``
+        (code -> count) and ``billed_total`` of the good rows per currency; ``{}`` for a
+        table that did not come from the generator.
+    """
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
@@ -1315,6 +1329,13 @@ def write_export(table: pa.Table, path: str | os.PathLike) -> Path:
     """Write ``table`` as CSV, gzip CSV or Parquet, chosen by the file name.
 
     Output is byte-for-byte reproducible (gzip header without a timestamp).
+
+    Args:
+        table: an export from :func:`generate_export`.
+        path: a ``.csv``, ``.csv.gz`` or ``.parquet`` file name.
+
+    Returns:
+        ``path``.
     """
     path = Path(path)
     if path.name.endswith(".parquet"):
@@ -1332,6 +1353,12 @@ def write_export(table: pa.Table, path: str | os.PathLike) -> Path:
 def write_bundled_samples(dest_dir: str | os.PathLike) -> list[Path]:
     """(Re)write the three bundled sample exports into ``dest_dir``.
 
+    Args:
+        dest_dir: target folder (created if missing).
+
+    Returns:
+        The written files, AWS, Azure, GCP.
+
     Example:
         ```python
         write_bundled_samples("tasks/sample_exports")
@@ -1346,7 +1373,14 @@ def write_bundled_samples(dest_dir: str | os.PathLike) -> list[Path]:
 
 
 def bundled_export_paths() -> list[Path]:
-    """Paths of the sample exports shipped inside the package (AWS, Azure, GCP)."""
+    """Paths of the sample exports shipped inside the package (AWS, Azure, GCP).
+
+    Example:
+        ```python
+        for path in bundled_export_paths():
+            batch = tasks.focus.normalize_file(path)
+        ```
+    """
     folder = resources.files("tasks") / "sample_exports"
     return [Path(str(folder / SAMPLE_FILES[p])) for p in PROVIDERS]
 

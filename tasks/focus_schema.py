@@ -90,8 +90,9 @@ COST_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 TIMESTAMP_COLUMNS = tuple(n for n, t in COLUMNS if t == _TS)
 NUMERIC_COLUMNS = tuple(n for n, t in COLUMNS if t == _NUM)
 
-# FOCUS 1.2 columns that must not be null. ListCost/ContractedCost are filled from
-# BilledCost by the collectors whose source has no list or contracted figure.
+# FOCUS 1.2 columns that must not be null. Sources without a list or contracted figure
+# get them filled: the API collectors copy BilledCost; the export normalizer fills a null
+# ListCost from EffectiveCost and a null ContractedCost from BilledCost (tasks.focus).
 REQUIRED: frozenset[str] = frozenset(
     {
         "BilledCost",

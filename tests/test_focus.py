@@ -13,6 +13,8 @@ import csv
 import gzip
 import io
 import json
+import threading
+import time
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -598,6 +600,16 @@ def test_small_batches_give_the_same_result(generated):
     assert rows == [int(r) for r in samples.planted(generated["aws"])["bad_rows"]]
 
 
+def test_stopping_early_ends_the_reader_thread():
+    batches = iter_normalized(samples.bundled_export_paths()[0], batch_rows=100)
+    assert next(batches).rows_in == 100
+    batches.close()
+    deadline = time.monotonic() + 5
+    while any(t.name == "focus-prefetch" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "prefetch thread still running"
+        time.sleep(0.05)
+
+
 def test_read_export_batches_reads_everything_as_strings(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("BilledCost,ChargePeriodStart\n1.5,2026-10-01\nNULL,\n")
@@ -631,6 +643,20 @@ def test_malformed_csv_rows_are_quarantined_with_their_file_row(tmp_path):
     assert batch.table.num_rows == 2
     with pytest.raises(FocusReadError, match="ragged.csv"):
         list(read_export_batches(path))
+
+
+def test_malformed_rows_across_blocks_and_batches_keep_their_file_row(tmp_path):
+    good, bad = _csv_line(BASE.values()), _csv_line({**BASE, "BilledCost": "oops"}.values())
+    ragged, costly = {5, 20_000, 29_990}, {7, 25_000, 29_995}
+    lines = [_csv_line(BASE)]
+    for i in range(30_000):  # ~8 MB: several of the reader's blocks
+        lines.append("a,b" if i in ragged else bad if i in costly else good)
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n")
+    batches = list(iter_normalized(path, batch_rows=7_000))
+    rows = sorted(r for b in batches for r in b.quarantine["x_SourceRow"].to_pylist())
+    assert rows == sorted(ragged | costly)
+    assert sum(b.table.num_rows for b in batches) == 30_000 - 6
 
 
 def test_bom_and_quoted_header(tmp_path):
