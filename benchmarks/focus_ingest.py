@@ -4,7 +4,7 @@ Generates an AWS "FOCUS 1.0 with AWS columns" CSV (48 columns, the sample genera
 data at scale, with its planted bad rows) in a temporary folder (not timed), then
 times, each variant in a fresh subprocess so that its peak RSS is its own:
 
-  opsflow  tasks.focus.iter_normalized + pyarrow.parquet.ParquetWriter, batch by batch
+  opsflow  tasks.focus.iter_normalized + tasks.cost_dataset (the flow's own writer)
   naive    pandas.read_csv (default C engine, all columns as text) + the same
            conversions row by row with DataFrame.apply(axis=1) + DataFrame.to_parquet
 
@@ -40,17 +40,17 @@ FULL_RUN_LIMIT_S = 300.0
 
 
 def write_batches(batches, path: Path) -> int:
-    """The write step: every normalized batch into one Parquet file (rows written)."""
-    import pyarrow.parquet as pq
+    """The write step: every normalized batch into the cost dataset (rows written).
 
-    from tasks import focus_schema as fs
+    The same transaction ``collect-costs`` uses: per (partition, source) Parquet files,
+    then one atomic manifest swap.
+    """
+    from tasks.cost_dataset import CostDataset
 
-    written = 0
-    with pq.ParquetWriter(path, fs.SCHEMA) as writer:
+    with CostDataset(path).replacing() as tx:
         for batch in batches:
-            writer.write_table(batch.table)
-            written += batch.table.num_rows
-    return written
+            tx.write(batch.table)
+    return tx.summary.rows_written
 
 
 def run_opsflow(src: Path, dest: Path) -> dict:
@@ -239,13 +239,13 @@ def main() -> None:
         )
         print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, {_versions()}")
         results = []
-        runs = [spawn("opsflow", full, folder / "opsflow.parquet") for _ in range(args.repeat)]
+        runs = [spawn("opsflow", full, folder / f"dataset-{i}") for i in range(args.repeat)]
         runs.sort(key=lambda r: r["seconds"])
         ops = dict(runs[len(runs) // 2], peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
         note = f"median of {len(runs)} runs" if len(runs) > 1 else ""
         results.append(("opsflow", args.rows, ops, note))
         slice_rows = min(args.rows, SLICE_ROWS)
-        ops_slice = spawn("opsflow", part, folder / "opsflow_slice.parquet")
+        ops_slice = spawn("opsflow", part, folder / "dataset-slice")
         naive_slice = spawn("naive", part, folder / "naive_slice.parquet")
         estimate = naive_slice["seconds"] * args.rows / slice_rows
         if args.rows == slice_rows:

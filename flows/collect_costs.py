@@ -125,6 +125,9 @@ class SourceOutcome(BaseModel):
     rows: int = 0
     rows_replaced: int = 0
     quarantined: int = 0
+    quarantine_reasons: dict[str, int] = Field(
+        default_factory=dict, description="Rejected rows per reason code (bad_number, ...)"
+    )
     providers: list[str] = Field(default_factory=list)
     periods: list[str] = Field(default_factory=list, description="Billing periods written")
     window: tuple[date, date] | None = Field(
@@ -136,7 +139,9 @@ class SourceOutcome(BaseModel):
 class QuarantineReport(BaseModel):
     rows: int = 0
     by_reason: dict[str, int] = Field(default_factory=dict)
-    file: str | None = Field(default=None, description="CSV of the rejected rows and reasons")
+    folder: str | None = Field(
+        default=None, description="One CSV per export: source row, reason, raw values"
+    )
 
 
 class CostCollection(BaseModel):
@@ -203,9 +208,9 @@ def ingest_focus_export(
         rows=summary.rows_written,
         rows_replaced=summary.rows_replaced,
         quarantined=sum(reasons.values()),
+        quarantine_reasons=dict(reasons.most_common()),
         providers=providers,
         periods=sorted({p.split("billing_period=")[-1] for p in summary.partitions}),
-        reason="; ".join(f"{n} quarantined: {r}" for r, n in reasons.most_common(3)) or None,
     )
 
 
@@ -512,16 +517,13 @@ def _last_day(table) -> date | None:
 
 
 def _quarantine_report(outcomes: list[SourceOutcome], folder: Path) -> QuarantineReport:
-    files = sorted(folder.glob("*.csv")) if folder.exists() else []
     by_reason: Counter[str] = Counter()
-    for f in files:
-        with f.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                by_reason[row["reason"].split(":")[0]] += 1
+    for o in outcomes:
+        by_reason.update(o.quarantine_reasons)
     return QuarantineReport(
         rows=sum(o.quarantined for o in outcomes),
         by_reason=dict(by_reason.most_common()),
-        file=str(folder) if files else None,
+        folder=str(folder) if any(folder.glob("*.csv")) else None,
     )
 
 
@@ -592,17 +594,18 @@ def render_markdown(result: CostCollection, chart_uri: str | None = None) -> str
         lines += ["", "## Recommendations", ""]
         for r in result.recommendations[:10]:
             lines.append(
-                f"- **{r.title}**: save ~{r.estimated_monthly_saving:,.2f}/month. {r.reason}"
+                f"- **{r.title}**: save ~{r.estimated_monthly_saving:,.2f} {r.currency}/month. "
+                f"{r.reason}"
             )
     q = result.quarantine
     if q.rows:
         lines += ["", f"## Quarantined rows: {q.rows:,}", ""]
         lines += [f"- {reason}: {n}" for reason, n in q.by_reason.items()]
-        lines += ["", f"Rejected rows and reasons: `{q.file}`"]
+        lines += ["", f"Rejected rows, reasons and raw values: `{q.folder}`"]
     lines += ["", "## Sources", "", "| source | status | rows | replaced | quarantined | note |"]
     lines += ["|---|---|---:|---:|---:|---|"]
     for o in result.sources:
-        note = (o.reason or ", ".join(o.periods)).replace("|", "/")
+        note = (o.reason or "billing periods " + ", ".join(o.periods)).replace("|", "/")
         lines.append(
             f"| {o.source} | {o.status} | {o.rows:,} | {o.rows_replaced:,} | {o.quarantined:,} "
             f"| {note} |"
@@ -644,6 +647,7 @@ def publish_cost_artifacts(result: CostCollection) -> list[str]:
             {
                 "title": r.title,
                 "monthly_saving": r.estimated_monthly_saving,
+                "currency": r.currency,
                 "risk": r.risk,
                 "confidence": r.confidence,
                 "action": r.action,

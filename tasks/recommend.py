@@ -93,9 +93,10 @@ class Recommendation(BaseModel):
     resource_type: str | None = None
     title: str
     action: str = Field(description="Exact, human-actionable step")
-    current_monthly_cost: float | None = Field(default=None, description="USD/month now")
-    estimated_monthly_cost: float | None = Field(default=None, description="USD/month after")
-    estimated_monthly_saving: float = Field(ge=0, description="USD/month; 0 when unknown")
+    currency: str = Field(default="USD", description="Currency of the three amounts below")
+    current_monthly_cost: float | None = Field(default=None, description="Per month now")
+    estimated_monthly_cost: float | None = Field(default=None, description="Per month after")
+    estimated_monthly_saving: float = Field(ge=0, description="Per month; 0 when unknown")
     risk: Risk
     confidence: float = Field(ge=0, le=1)
     reason: str = Field(description="The evidence")
@@ -553,6 +554,7 @@ def commitment_for(
         provider=provider,  # type: ignore[arg-type]
         account=account,
         resource_type=plan.resource_type,
+        currency=currency,
         title=f"Commit to steady compute spend in {provider} account {account}",
         action=action,
         current_monthly_cost=current,

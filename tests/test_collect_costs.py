@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -19,6 +20,7 @@ from flows.collect_costs import (
     collect_costs,
 )
 from tasks.cost_dataset import CostDataset
+from tasks.focus import QUARANTINE_CODES
 from tasks.focus_samples import bundled_export_paths
 from tests.servers.aws_cost_explorer import CostExplorerProxy, day, group, queue_ce
 
@@ -62,7 +64,11 @@ def test_bundled_exports_land_once_and_are_explained(harness, home):
     assert len(first.sources) == len(bundled_export_paths()) == 3
     assert {p.key for p in first.summary.by_provider} == {"aws", "azure", "gcp"}
     assert first.dataset_rows == sum(o.rows for o in first.sources) > 1000
-    assert first.quarantine.rows > 0 and first.quarantine.by_reason
+    q = first.quarantine
+    assert q.rows == sum(o.quarantined for o in first.sources) > 0
+    assert sum(q.by_reason.values()) == q.rows
+    assert set(q.by_reason) <= set(QUARANTINE_CODES)
+    assert len(list(Path(q.folder).glob("*.csv"))) == 3
     # Planted signals: runaway EC2 autoscaling and a BigQuery spike.
     spikes = {(a.provider, a.day) for a in first.summary.anomalies}
     assert ("aws", date(2026, 11, 12)) in spikes
