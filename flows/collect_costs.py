@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 from pydantic import AfterValidator, BaseModel, Field
@@ -168,6 +169,7 @@ class CostCollection(BaseModel):
     retry_delay_seconds=[2, 10],
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,  # an export can change under the same name: always re-read
     persist_result=False,
 )
 def ingest_focus_export(
@@ -214,7 +216,7 @@ def ingest_focus_export(
     )
 
 
-@task(name="store-api-costs", persist_result=False)
+@task(name="store-api-costs", cache_policy=NO_CACHE, persist_result=False)
 def store_api_costs(
     dataset: CostDataset, table: Any, source: str, kind: str, start: date, end: date
 ) -> SourceOutcome:
@@ -627,7 +629,7 @@ def cost_chart(result: CostCollection) -> str:
     )
 
 
-@task(name="publish-cost-artifacts", persist_result=False)
+@task(name="publish-cost-artifacts", cache_policy=NO_CACHE, persist_result=False)
 def publish_cost_artifacts(result: CostCollection) -> list[str]:
     """Tables of top costs and recommendations, the markdown summary, report files."""
     s = result.summary

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
@@ -101,7 +102,7 @@ def sample_inventory() -> list[Resource]:
     return [Resource.model_validate(r) for r in json.loads(text)["resources"]]
 
 
-@task(name="price-resources", persist_result=False)
+@task(name="price-resources", cache_policy=NO_CACHE, persist_result=False)
 def price_inventory(resources: list[Resource]) -> list[Resource]:
     """Hourly and monthly prices from the catalog, in one place for every cloud."""
     return price_resources(resources)

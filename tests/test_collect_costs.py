@@ -259,3 +259,45 @@ def test_bad_parameters_are_rejected_before_any_call(harness, home):
         collect_costs(start=date(2024, 2, 1), end=date(2024, 1, 1), focus_exports=[])
     with pytest.raises(ValueError, match="aws\\[0\\].credentials_block"):
         collect_costs(aws=[{"credentials_block": "no-such-block"}])
+
+
+def test_exports_and_dataset_in_s3_through_blocks(harness, home, moto_url):
+    """An export read from s3:// with an AwsCredentials block, the dataset kept in an
+    S3 bucket through a prefect-aws S3Bucket storage block (both on the moto server)."""
+    import boto3
+    from prefect_aws import AwsCredentials, S3Bucket
+
+    creds = AwsCredentials(
+        aws_access_key_id="AKIATESTING",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": moto_url},
+    )
+    creds.save("moto-s3", overwrite=True)
+    S3Bucket(bucket_name="finops-costs", credentials=creds).save("finops", overwrite=True)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIATESTING",
+        aws_secret_access_key="testing",
+    )
+    for bucket in ("finops-exports", "finops-costs"):
+        s3.create_bucket(Bucket=bucket)
+    gcp_export = next(p for p in bundled_export_paths() if "gcp" in p.name)
+    s3.upload_file(str(gcp_export), "finops-exports", "focus/2026-11/export.parquet")
+
+    params = {
+        "focus_exports": ["s3://finops-exports/focus/2026-11/export.parquet"],
+        "export_access": {"aws_credentials_block": "moto-s3"},
+        "dataset_block": "s3-bucket/finops",
+    }
+    first = collect_costs(**params)
+    assert not first.partial, first.missing
+    assert first.dataset == "s3://finops-costs/costs"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="finops-costs")["Contents"]}
+    assert "costs/_manifest.json" in keys
+    assert any(k.startswith("costs/provider=gcp/billing_period=2026-11/") for k in keys)
+    second = collect_costs(**params)
+    assert second.dataset_rows == first.dataset_rows == first.sources[0].rows
+    assert not (home / "costs").exists()  # nothing went to the local default
