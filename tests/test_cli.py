@@ -117,3 +117,21 @@ def test_failed_run_exits_non_zero_with_the_failure(tmp_path):
     assert "ValidationError" in line or "JSON" in line
     assert "Traceback" not in line
     assert proc.stdout == ""
+
+
+def test_run_collect_costs_on_a_downloaded_export(tmp_path):
+    """What a person does with an export they downloaded: exactly that file, result JSON."""
+    from tasks.focus_samples import bundled_export_paths
+
+    export = next(p for p in bundled_export_paths() if "azure" in p.name)
+    local = tmp_path / "downloaded-focus.csv"
+    local.write_bytes(export.read_bytes())
+    params = {"focus_exports": [str(local)], "fx_rates": {"EUR": 1.08}}
+    proc = opsflow("run", "collect-costs", "--params", json.dumps(params), home=tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert [s["source"] for s in result["sources"]] == [str(local)]
+    assert [p["key"] for p in result["summary"]["by_provider"]] == ["azure"]
+    assert result["summary"]["unconverted"] == {}  # EUR converted with the given rate
+    assert result["quarantine"]["rows"] > 0
+    assert (tmp_path / "h" / "costs" / "_manifest.json").exists()
