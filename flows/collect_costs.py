@@ -620,7 +620,11 @@ def cost_chart(result: CostCollection) -> str:
     series: dict[str, list[tuple[date, float]]] = {}
     for d in result.summary.daily:
         series.setdefault(d.provider, []).append((d.day, d.effective_cost))
-    marks = sorted({(a.day, f"{a.provider} {a.service}") for a in result.summary.anomalies[:3]})
+    first_day: dict[str, date] = {}  # one mark per anomalous service, on its first day
+    for a in result.summary.anomalies[:5]:
+        label = f"{a.provider} {a.service}"
+        first_day[label] = min(a.day, first_day.get(label, a.day))
+    marks = sorted((d, label) for label, d in first_day.items())
     return line_chart_svg(
         series,
         title=f"Daily cost by provider ({result.summary.currency}, effective)",

@@ -87,11 +87,14 @@ def line_chart_svg(
             f'<text x="{x(d):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
             f"{d.strftime('%b %d')}</text>"
         )
-    for d, label in marks:
+    for i, (d, label) in enumerate(marks):  # labels stagger so close marks stay readable
+        anchor = "end" if x(d) > left + plot_w * 0.7 else "start"
+        shift = -3 if anchor == "end" else 3
         out.append(
             f'<line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{top}" y2="{top + plot_h}" '
             f'stroke="#e53935" stroke-dasharray="4 3"/>'
-            f'<text x="{x(d) + 3:.1f}" y="{top + 10}" fill="#e53935">{escape(label)}</text>'
+            f'<text x="{x(d) + shift:.1f}" y="{top + 12 + 13 * i}" fill="#e53935" '
+            f'text-anchor="{anchor}">{escape(label)}</text>'
         )
     for i, (name, pts) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
