@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from html import escape
 
 PALETTE = ("#ff9900", "#0078d4", "#34a853", "#9c27b0", "#e53935", "#607d8b")
@@ -115,3 +115,93 @@ def line_chart_svg(
 def svg_data_uri(svg: str) -> str:
     """``data:`` URI of an SVG, to embed it in a markdown artifact as an image."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+SOURCE_COLORS = {
+    "kubernetes": "#326ce5",
+    "sentry": "#7b3fa0",
+    "cloudwatch": "#ff9900",
+    "grafana": "#f05a28",
+    "file": "#607d8b",
+}
+
+
+def timeline_svg(
+    rows: Sequence[tuple[str, Sequence[tuple[datetime, str, str]]]],
+    *,
+    title: str,
+    spans: Sequence[tuple[datetime, datetime, str]] = (),
+    width: int = 900,
+    row_height: int = 22,
+) -> str:
+    """An SVG timeline: one row per entity, one dot per signal, shaded incident spans.
+
+    Args:
+        rows: ``(row label, [(time, source, tooltip), ...])`` in display order.
+        title: chart title.
+        spans: ``(start, end, label)`` periods to shade (incidents).
+        width: image width in pixels.
+        row_height: pixels per row.
+
+    Returns:
+        The SVG document as text.
+
+    Example:
+        ```python
+        svg = timeline_svg([("service:api", [(t0, "sentry", "new issue")])], title="Incident")
+        ```
+    """
+    left, right, top, bottom = 210, 20, 40, 44
+    plot_w = width - left - right
+    height = top + bottom + row_height * max(len(rows), 1)
+    times = [t for _, pts in rows for t, _, _ in pts] + [t for s in spans for t in s[:2]]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    if not times:
+        out.append(f'<text x="{left}" y="{top + 16}">no signals</text></svg>')
+        return "\n".join(out)
+    first = min(times)
+    span_s = max((max(times) - first).total_seconds(), 60.0)
+
+    def x(t: datetime) -> float:
+        return left + plot_w * (t - first).total_seconds() / span_s
+
+    plot_bottom = top + row_height * len(rows)
+    for start, end, label in spans:
+        w = max(x(end) - x(start), 3)
+        out.append(
+            f'<rect x="{x(start):.1f}" y="{top - 4}" width="{w:.1f}" '
+            f'height="{plot_bottom - top + 4}" fill="#e53935" fill-opacity="0.08" '
+            f'stroke="#e53935" stroke-opacity="0.4"/>'
+            f'<text x="{x(start) + 2:.1f}" y="{top - 8}" fill="#e53935">{escape(label)}</text>'
+        )
+    for i, (label, points) in enumerate(rows):
+        y = top + row_height * i + row_height / 2
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(label[:32])}</text>'
+        )
+        for t, source, tip in points:
+            color = SOURCE_COLORS.get(source, "#333")
+            out.append(
+                f'<circle cx="{x(t):.1f}" cy="{y:.1f}" r="4.5" fill="{color}">'
+                f"<title>{escape(tip)}</title></circle>"
+            )
+    for k in range(6):
+        t = first + (max(times) - first) * k / 5
+        out.append(
+            f'<text x="{x(t):.1f}" y="{plot_bottom + 16}" text-anchor="middle">'
+            f"{t.strftime('%H:%M')}</text>"
+        )
+    for i, (source, color) in enumerate(SOURCE_COLORS.items()):
+        lx = left + i * 110
+        out.append(
+            f'<circle cx="{lx}" cy="{height - 12}" r="4.5" fill="{color}"/>'
+            f'<text x="{lx + 8}" y="{height - 8}">{source}</text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out)

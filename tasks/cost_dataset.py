@@ -155,7 +155,9 @@ def split_by_partition(table: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Ta
     names = pc.unique(table["ProviderName"]).to_pylist()
     keys = pa.array([f"provider={safe_name(provider_key(n))}" for n in names])
     provider = pc.take(keys, pc.index_in(table["ProviderName"], value_set=pa.array(names)))
-    period = pc.strftime(table["BillingPeriodStart"], format="%Y-%m")
+    starts = pc.unique(table["BillingPeriodStart"])  # a handful of distinct months
+    months = pc.strftime(starts, format="%Y-%m")
+    period = pc.take(months, pc.index_in(table["BillingPeriodStart"], value_set=starts))
     part = pc.binary_join_element_wise(provider, period, "/billing_period=")
     key = pc.binary_join_element_wise(part, table[SOURCE_COLUMN], "\x1f")
     for value in pc.unique(key).to_pylist():
