@@ -8,5 +8,7 @@ capabilities that use them land.
 """
 
 from blocks.azure import AzureCredentials
+from blocks.grafana import GrafanaCredentials
+from blocks.sentry import SentryCredentials
 
-__all__ = ["AzureCredentials"]
+__all__ = ["AzureCredentials", "GrafanaCredentials", "SentryCredentials"]

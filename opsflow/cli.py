@@ -18,6 +18,7 @@ import click
 
 from opsflow import environment, local_server
 from opsflow.paths import data_dir
+from opsflow.templates_cli import templates
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -248,6 +249,9 @@ def demo_cmd() -> None:
     from opsflow.demo import run_demo  # imports Prefect: only once the API is known
 
     run_demo(state)
+
+
+cli.add_command(templates)
 
 
 def main() -> None:
