@@ -19,6 +19,8 @@ BLOCK_CLASSES = {
     "azure": "blocks.azure:AzureCredentials",
     "azure-blob": "prefect_azure:AzureBlobStorageCredentials",
     "kubernetes": "prefect_kubernetes.credentials:KubernetesCredentials",
+    "sentry": "blocks.sentry:SentryCredentials",
+    "grafana": "blocks.grafana:GrafanaCredentials",
 }
 _SECRET_NAME_PARTS = ("secret", "token", "password", "connection_string", "private_key")
 

@@ -81,6 +81,13 @@ REGISTRY: tuple[FlowSpec, ...] = (
         entrypoint="flows.savings:recommend_savings",
         cron="0 8 * * 1",  # weekly, Monday 08:00 UTC, after the daily cost collection
     ),
+    FlowSpec(entrypoint="flows.detect_incidents:detect_incidents"),
+    FlowSpec(entrypoint="flows.evaluate_incidents:evaluate_incidents"),
+    FlowSpec(
+        entrypoint="flows.remediate:remediate",
+        read_only=False,
+        destructive=True,  # rollout restart/undo, scale: only after approval
+    ),
 )
 
 

@@ -67,6 +67,10 @@ class TimelineEntry(BaseModel):
     joined_by: list[JoinReason] = Field(
         default_factory=list, description="Why it joined the incident (empty for the first)"
     )
+    note: str | None = Field(
+        default=None,
+        description="Detail of the join, e.g. 'service:checkout calls service:payments'",
+    )
 
 
 class Suggestion(BaseModel):
@@ -81,6 +85,7 @@ class Suggestion(BaseModel):
         "raise_pool",
         "free_disk",
         "renew_certificate",
+        "drain",  # cordon and drain a node (noisy neighbour)
         "investigate",
     ]
     target: str = Field(description='"<type>:<name>" it acts on')

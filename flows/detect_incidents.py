@@ -1,0 +1,538 @@
+"""Detect and correlate incidents across Kubernetes, Sentry, CloudWatch and Grafana.
+
+Each source is a retried task mapping its API into one event model and one metric
+model (``tasks.telemetry``). The pipeline (``tasks.incident_pipeline``) mines log
+templates, embeds and clusters the unique templates, scores anomalies with a weighted
+ensemble, joins anomalies that share an entity or meaning within a time window into
+incidents, names a probable root cause and attaches remediation suggestions. Nothing
+is executed: ``remediate`` applies one suggestion, after approval.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from flows.credentials import block_secrets, load_block
+from opsflow.paths import reports_dir
+from tasks.anomaly import AnomalyConfig, detect_signals
+from tasks.charts import svg_data_uri, timeline_svg
+from tasks.cloudwatch import (
+    MetricQuery,
+    fetch_cloudwatch_alarm_history,
+    fetch_cloudwatch_alarms,
+    fetch_cloudwatch_logs,
+    fetch_cloudwatch_metrics,
+)
+from tasks.embeddings import TemplateEmbedder
+from tasks.grafana import fetch_grafana_annotations, query_grafana_datasource
+from tasks.incident_pipeline import (
+    MinedTemplates,
+    TemplateSpace,
+    correlate_and_suggest,
+    embed_and_cluster,
+    mine_templates,
+    signal_embeddings,
+)
+from tasks.kubernetes import (
+    fetch_k8s_events,
+    fetch_k8s_logs,
+    fetch_k8s_metrics,
+    fetch_k8s_nodes,
+    fetch_k8s_pods,
+)
+from tasks.retry import one_line_reason
+from tasks.scenarios import SCENARIO_NAMES, generate
+from tasks.sentry import fetch_sentry_issues
+from tasks.signals import AnomalySignal, Incident
+from tasks.telemetry import Event, MetricSeries
+from tasks.telemetry_files import read_events_jsonl, read_metrics_csv
+
+REPORT_KEY = "detect-incidents-report"
+SUGGESTIONS_KEY = "detect-incidents-suggestions"
+DEFAULT_SCENARIO = "bad_rollout"
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+class KubernetesSource(BaseModel):
+    """A cluster (or namespace) to read pods, events, logs, nodes and usage from."""
+
+    credentials_block: str | None = Field(
+        default=None, description="prefect-kubernetes KubernetesCredentials; kubeconfig if omitted"
+    )
+    namespace: str | None = Field(default=None, description="All namespaces if omitted")
+    label_selector: str | None = None
+    log_tail_lines: Annotated[int, Field(ge=0, le=100_000)] = 2000
+
+
+class SentrySource(BaseModel):
+    credentials_block: str = Field(description="opsflow SentryCredentials block")
+    projects: list[str] | None = Field(
+        default=None, description="Project slugs; org-wide if omitted"
+    )
+    query: str | None = Field(default=None, description="Sentry search, e.g. 'is:unresolved'")
+
+
+class CloudWatchSource(BaseModel):
+    credentials_block: str | None = Field(
+        default=None, description="prefect-aws AwsCredentials; default chain if omitted"
+    )
+    log_groups: list[str] = Field(default_factory=list)
+    filter_pattern: str | None = None
+    metrics: list[MetricQuery] = Field(default_factory=list)
+    alarms: bool = Field(default=True, description="Alarm states and state changes")
+    alarm_name_prefix: str | None = None
+
+
+class GrafanaSource(BaseModel):
+    credentials_block: str = Field(description="opsflow GrafanaCredentials block")
+    annotation_tags: list[str] | None = None
+    datasource_uid: str | None = Field(default=None, description="For `queries`")
+    queries: list[dict[str, Any]] = Field(
+        default_factory=list, description="/api/ds/query query objects (refId, expr, ...)"
+    )
+
+
+# ----------------------------------------------------------------------------- results
+
+
+class SourceStatus(BaseModel):
+    source: str
+    status: Literal["collected", "failed"]
+    events: int = 0
+    series: int = 0
+    reason: str | None = None
+
+
+class IncidentReport(BaseModel):
+    """Result of ``detect_incidents``."""
+
+    start: datetime | None
+    end: datetime | None
+    baseline_end: datetime | None
+    sources: list[SourceStatus]
+    partial: bool
+    missing: list[str] = Field(default_factory=list)
+    events: int
+    log_lines: int
+    metric_series: int
+    templates: int
+    clusters: int
+    clustering_quality: dict[str, float | None] = Field(default_factory=dict)
+    signals: int
+    incidents: list[Incident] = Field(description="Most severe and confident first")
+    top_signals: list[AnomalySignal] = Field(description="Highest-scoring signals (up to 20)")
+    report_files: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+@task(name="mine-templates", cache_policy=NO_CACHE, persist_result=False)
+def mine_templates_task(events: list[Event]) -> MinedTemplates:
+    """Mask variable parts and group log messages into templates (streaming, one pass)."""
+    return mine_templates(events)
+
+
+@task(name="embed-and-cluster-templates", cache_policy=NO_CACHE, persist_result=False)
+def embed_and_cluster_task(templates: dict[int, str]) -> TemplateSpace:
+    """MiniLM embeddings of the unique templates (cached by hash), HDBSCAN clusters."""
+    return embed_and_cluster(templates, TemplateEmbedder())
+
+
+@task(name="score-anomalies", cache_policy=NO_CACHE, persist_result=False)
+def score_anomalies_task(
+    events: list[Event],
+    mined: MinedTemplates,
+    space: TemplateSpace,
+    metrics: list[MetricSeries],
+    config: AnomalyConfig,
+) -> list[AnomalySignal]:
+    """The weighted ensemble: new templates, spikes, Isolation Forest, metrics, issues, alarms."""
+    return detect_signals(
+        events, mined.template_ids, mined.templates, space.by_template_id(), metrics, config
+    )
+
+
+@task(name="correlate-incidents", cache_policy=NO_CACHE, persist_result=False)
+def correlate_task(
+    signals: list[AnomalySignal],
+    space: TemplateSpace,
+    window: timedelta,
+    dependencies: dict[str, list[str]] | None,
+) -> list[Incident]:
+    """Join signals by entity, meaning and time; root cause; remediation suggestions."""
+    vectors = signal_embeddings(signals, space, TemplateEmbedder())
+    return correlate_and_suggest(signals, vectors, window=window, dependencies=dependencies)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets):
+    """Submit every source task; returns ``[(name, future), ...]``."""
+    jobs: list[tuple[str, Any]] = []
+    for i, src in enumerate(kubernetes):
+        creds = load_block(
+            src.credentials_block, f"kubernetes[{i}].credentials_block", "kubernetes"
+        )
+        secrets += block_secrets(creds)
+        scope = {"namespace": src.namespace}
+        pods = fetch_k8s_pods.submit(
+            creds, label_selector=src.label_selector, include_healthy=True, **scope
+        )
+        jobs.append((f"kubernetes[{i}] pods", pods))
+        jobs.append((f"kubernetes[{i}] events", fetch_k8s_events.submit(creds, since, **scope)))
+        jobs.append((f"kubernetes[{i}] nodes", fetch_k8s_nodes.submit(creds)))
+        jobs.append(
+            (
+                f"kubernetes[{i}] metrics",
+                fetch_k8s_metrics.submit(creds, label_selector=src.label_selector, **scope),
+            )
+        )
+        if src.log_tail_lines:
+            logs = fetch_k8s_logs.submit(
+                creds, pods.result().pods, since=since, tail_lines=src.log_tail_lines
+            )
+            jobs.append((f"kubernetes[{i}] logs", logs))
+    for i, src in enumerate(sentry):
+        creds = load_block(src.credentials_block, f"sentry[{i}].credentials_block", "sentry")
+        secrets += block_secrets(creds)
+        for project in src.projects or [None]:
+            future = fetch_sentry_issues.submit(
+                creds, project=project, query=src.query, since=since
+            )
+            jobs.append((f"sentry[{i}] {project or 'organization'}", future))
+    for i, src in enumerate(cloudwatch):
+        creds = load_block(src.credentials_block, f"cloudwatch[{i}].credentials_block", "aws")
+        secrets += block_secrets(creds)
+        for group in src.log_groups:
+            future = fetch_cloudwatch_logs.submit(
+                creds, group, since, filter_pattern=src.filter_pattern
+            )
+            jobs.append((f"cloudwatch[{i}] {group}", future))
+        if src.metrics:
+            future = fetch_cloudwatch_metrics.submit(creds, src.metrics, since)
+            jobs.append((f"cloudwatch[{i}] metrics", future))
+        if src.alarms:
+            prefix = src.alarm_name_prefix
+            alarms = fetch_cloudwatch_alarms.submit(creds, since=since, alarm_name_prefix=prefix)
+            jobs.append((f"cloudwatch[{i}] alarms", alarms))
+            jobs.append(
+                (
+                    f"cloudwatch[{i}] alarm history",
+                    fetch_cloudwatch_alarm_history.submit(creds, since),
+                )
+            )
+    for i, src in enumerate(grafana):
+        creds = load_block(src.credentials_block, f"grafana[{i}].credentials_block", "grafana")
+        secrets += block_secrets(creds)
+        future = fetch_grafana_annotations.submit(creds, since, tags=src.annotation_tags)
+        jobs.append((f"grafana[{i}] annotations", future))
+        if src.queries:
+            if not src.datasource_uid:
+                raise ValueError(f"grafana[{i}].datasource_uid: required with queries")
+            future = query_grafana_datasource.submit(creds, src.datasource_uid, src.queries, since)
+            jobs.append((f"grafana[{i}] datasource", future))
+    return jobs
+
+
+def _unpack(value: Any) -> tuple[list[Event], list[MetricSeries]]:
+    """Events and series from any source task's return value."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, Event)], []
+    events = list(getattr(value, "events", []) or [])
+    series = list(getattr(value, "series", []) or [])
+    return events, series
+
+
+def _collect(jobs, secrets, logger) -> tuple[list[Event], list[MetricSeries], list[SourceStatus]]:
+    events: list[Event] = []
+    metrics: list[MetricSeries] = []
+    statuses: list[SourceStatus] = []
+    for name, future in jobs:
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            got_events, got_series = _unpack(future.result())
+            events += got_events
+            metrics += got_series
+            statuses.append(
+                SourceStatus(
+                    source=name, status="collected", events=len(got_events), series=len(got_series)
+                )
+            )
+            continue
+        error = state.result(raise_on_failure=False)
+        reason = (
+            one_line_reason(error, secrets)
+            if isinstance(error, BaseException)
+            else state.message or "failed"
+        )
+        logger.warning("%s not collected: %s", name, reason)
+        statuses.append(SourceStatus(source=name, status="failed", reason=reason))
+    return events, metrics, statuses
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+@flow(name="detect-incidents", persist_result=True, result_serializer="json", log_prints=True)
+def detect_incidents(
+    kubernetes: list[KubernetesSource] = [],  # noqa: B006
+    sentry: list[SentrySource] = [],  # noqa: B006
+    cloudwatch: list[CloudWatchSource] = [],  # noqa: B006
+    grafana: list[GrafanaSource] = [],  # noqa: B006
+    events_file: str | None = None,
+    metrics_file: str | None = None,
+    scenario: list[Literal[SCENARIO_NAMES]] | None = None,  # type: ignore[valid-type]
+    scenario_lines: Annotated[int, Field(ge=1000, le=1_000_000)] = 20_000,
+    seed: int = 7,
+    since_minutes: Annotated[int, Field(ge=5, le=7 * 24 * 60)] = 120,
+    baseline_end: datetime | None = None,
+    window_seconds: Annotated[int, Field(ge=5, le=3600)] = 60,
+    correlation_window_minutes: Annotated[int, Field(ge=1, le=240)] = 10,
+    dependencies: dict[str, list[str]] | None = None,
+) -> IncidentReport:
+    """Find incidents in Kubernetes, Sentry, CloudWatch and Grafana telemetry, with root cause.
+
+    With no source configured it analyses a generated scenario (``bad_rollout``: a
+    deploy that crash-loops, with realistic noise in four sources), so it runs without
+    any account. Suggestions are never executed here; see the ``remediate`` flow.
+
+    Args:
+        kubernetes: clusters/namespaces: pod states, Warning events, container logs,
+            node conditions, metrics-server usage.
+        sentry: organizations/projects: new and regressed issues.
+        cloudwatch: log groups (filter pattern), metric queries, alarms.
+        grafana: annotations (deploys, alerts) and datasource queries.
+        events_file: exported events as JSON Lines (timestamp, source, entity,
+            severity, message, attributes).
+        metrics_file: exported metric samples as CSV (timestamp, entity, metric, value).
+        scenario: generate these synthetic scenarios instead (default when nothing else
+            is given: bad_rollout).
+        scenario_lines: events to generate per scenario run.
+        seed: scenario random seed.
+        since_minutes: how far back live sources are read.
+        baseline_end: end of the "normal" period the detection period is compared with;
+            default halfway through the data.
+        window_seconds: anomaly scoring window.
+        correlation_window_minutes: signals further apart than this never join directly.
+        dependencies: service -> services it calls; makes root cause "most upstream".
+
+    Returns:
+        IncidentReport with incidents (timeline, root cause, confidence, suggestions),
+        per-source status and pipeline figures.
+
+    Example:
+        ```python
+        report = detect_incidents(sentry=[{"credentials_block": "sentry", "projects": ["api"]}],
+                                  kubernetes=[{"namespace": "shop"}])
+        for incident in report.incidents:
+            print(incident.title, incident.root_cause, incident.suggestions[0].command)
+        ```
+    """
+    logger = get_run_logger()
+    secrets: list[str] = []
+    notes: list[str] = []
+    since = datetime.now(UTC) - timedelta(minutes=since_minutes)
+    live = bool(kubernetes or sentry or cloudwatch or grafana)
+    jobs = _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets)
+    events, metrics, statuses = _collect(jobs, secrets, logger)
+    deps = dict(dependencies or {})
+    for path, reader, label in (
+        (events_file, read_events_jsonl, "events file"),
+        (metrics_file, read_metrics_csv, "metrics file"),
+    ):
+        if path:
+            got = reader(Path(path).expanduser())
+            bad = got.bad_line_count
+            events += getattr(got, "events", [])
+            metrics += getattr(got, "series", [])
+            statuses.append(
+                SourceStatus(
+                    source=f"{label} {path}",
+                    status="collected",
+                    events=len(getattr(got, "events", [])),
+                    series=len(getattr(got, "series", [])),
+                    reason=f"{bad} bad line(s) skipped: {got.bad_lines[0]}" if bad else None,
+                )
+            )
+    if scenario or not (live or events_file or metrics_file):
+        names = list(scenario or [DEFAULT_SCENARIO])
+        generated = generate(names, seed=seed, lines=scenario_lines)
+        events += generated.events
+        metrics += generated.metrics
+        deps = {**generated.dependencies, **deps}
+        statuses.append(
+            SourceStatus(
+                source=f"scenario {'+'.join(names)} (seed {seed})",
+                status="collected",
+                events=len(generated.events),
+                series=len(generated.metrics),
+            )
+        )
+        if not (scenario or live):
+            notes.append(
+                "No telemetry source configured: analysed a generated bad_rollout scenario "
+                "(synthetic Kubernetes, Sentry, CloudWatch and Grafana telemetry with noise)."
+            )
+    events.sort(key=lambda e: e.timestamp)
+    mined = mine_templates_task(events)
+    space = embed_and_cluster_task(mined.templates)
+    config = AnomalyConfig(window_seconds=window_seconds, baseline_end=baseline_end)
+    signals = score_anomalies_task(events, mined, space, metrics, config)
+    incidents = correlate_task(
+        signals, space, timedelta(minutes=correlation_window_minutes), deps or None
+    )
+    failed = [s for s in statuses if s.status == "failed"]
+    stamps = [e.timestamp for e in events]
+    report = IncidentReport(
+        start=min(stamps) if stamps else None,
+        end=max(stamps) if stamps else None,
+        baseline_end=_baseline_end(stamps, config),
+        sources=statuses,
+        partial=bool(failed),
+        missing=[f"{s.source}: {s.reason}" for s in failed],
+        events=len(events),
+        log_lines=mined.log_lines,
+        metric_series=len(metrics),
+        templates=len(mined.templates),
+        clusters=len(space.clusters.clusters),
+        clustering_quality=space.quality,
+        signals=len(signals),
+        incidents=sorted(incidents, key=_rank),
+        top_signals=sorted(signals, key=lambda s: s.score, reverse=True)[:20],
+        notes=notes,
+    )
+    report.report_files = publish_incident_artifacts(report, signals)
+    print(headline(report))
+    return report
+
+
+def _rank(incident: Incident) -> tuple:
+    from tasks.telemetry import SEVERITY_RANK
+
+    return (-SEVERITY_RANK[incident.severity], -incident.confidence, incident.start)
+
+
+def _baseline_end(stamps: list[datetime], config: AnomalyConfig) -> datetime | None:
+    if config.baseline_end or not stamps:
+        return config.baseline_end
+    first, last = min(stamps), max(stamps)
+    return first + (last - first) * config.baseline_fraction
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def headline(report: IncidentReport) -> str:
+    text = (
+        f"{report.events:,} events ({report.log_lines:,} log lines, {report.templates} templates "
+        f"in {report.clusters} clusters), {report.metric_series} metric series -> "
+        f"{report.signals} anomaly signals -> {len(report.incidents)} incident(s)"
+    )
+    if report.incidents:
+        top = report.incidents[0]
+        text += f"; top: {top.title} (root cause {top.root_cause}, confidence {top.confidence:.2f})"
+    return text
+
+
+def render_markdown(report: IncidentReport, chart_uri: str | None = None) -> str:
+    lines = ["# Incidents", "", headline(report) + ".", ""]
+    if report.partial:
+        lines += ["**Partial result.** Missing:", ""] + [f"- {m}" for m in report.missing] + [""]
+    if chart_uri:
+        lines += [f"![Incident timeline]({chart_uri})", ""]
+    for inc in report.incidents:
+        lines += [
+            f"## {inc.severity.upper()}: {inc.title}",
+            "",
+            f"- **When:** {inc.start:%Y-%m-%d %H:%M:%S} to {inc.end:%H:%M:%S} UTC",
+            f"- **Probable root cause:** `{inc.root_cause}` (confidence {inc.confidence:.2f})",
+            f"- **Affected:** {', '.join(f'`{e}`' for e in inc.entities[:8])}",
+            "",
+            "| time | source | entity | signal | joined by |",
+            "|---|---|---|---|---|",
+        ]
+        for t in inc.timeline[:25]:
+            why = ", ".join(t.joined_by) or "first"
+            title = t.title.replace("|", "/")[:110]
+            lines.append(f"| {t.at:%H:%M:%S} | {t.source} | `{t.entity}` | {title} | {why} |")
+        if len(inc.timeline) > 25:
+            lines.append(f"| | | | ... {len(inc.timeline) - 25} more | |")
+        if inc.suggestions:
+            lines += ["", "**Suggested remediation** (not executed):", ""]
+            for s in inc.suggestions:
+                auto = "automatable" if s.automatable else "manual"
+                lines.append(f"- `{s.command}` ({s.type}, {s.risk} risk, {auto}): {s.reason}")
+        lines.append("")
+    lines += ["## Sources", "", "| source | status | events | series | note |"]
+    lines += ["|---|---|---:|---:|---|"]
+    for s in report.sources:
+        note = (s.reason or "").replace("|", "/")
+        lines.append(f"| {s.source} | {s.status} | {s.events:,} | {s.series} | {note} |")
+    q = report.clustering_quality
+    if q:
+        lines += [
+            "",
+            f"Template clustering: silhouette {q.get('silhouette')}, "
+            f"Davies-Bouldin {q.get('davies_bouldin')}.",
+        ]
+    lines += [""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def incident_chart(report: IncidentReport, signals: list[AnomalySignal]) -> str:
+    by_entity: dict[str, list] = {}
+    for s in sorted(signals, key=lambda s: s.start):
+        by_entity.setdefault(s.entity, []).append((s.start, s.source, f"{s.kind}: {s.title}"))
+    in_incidents = {e for inc in report.incidents for e in inc.entities}
+    rows = sorted(by_entity.items(), key=lambda kv: (kv[0] not in in_incidents, kv[1][0][0]))
+    spans = [(i.start, i.end, i.title[:40]) for i in report.incidents]
+    return timeline_svg(rows[:30], title="Anomaly signals by entity", spans=spans)
+
+
+@task(name="publish-incident-artifacts", cache_policy=NO_CACHE, persist_result=False)
+def publish_incident_artifacts(report: IncidentReport, signals: list[AnomalySignal]) -> list[str]:
+    """Markdown incident report with a timeline chart, a table of suggestions, report files."""
+    svg = incident_chart(report, signals)
+    create_markdown_artifact(
+        key=REPORT_KEY, markdown=render_markdown(report, svg_data_uri(svg)), description="Incidents"
+    )
+    create_table_artifact(
+        key=SUGGESTIONS_KEY,
+        table=[
+            {
+                "incident": inc.title,
+                "type": s.type,
+                "target": s.target,
+                "command": s.command,
+                "risk": s.risk,
+                "automatable": s.automatable,
+                "reason": s.reason,
+            }
+            for inc in report.incidents
+            for s in inc.suggestions
+        ]
+        or [{"incident": "none", "reason": "no incident found"}],
+        description="Remediation suggestions (never executed by detect-incidents)",
+    )
+    out = reports_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    chart, text = out / "detect-incidents-timeline.svg", out / "detect-incidents.md"
+    for path, body in ((chart, svg), (text, render_markdown(report, chart.name))):
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_text(body)
+        os.replace(tmp, path)
+    return [str(text), str(chart)]
