@@ -11,9 +11,7 @@ from pydantic import BaseModel, Field
 
 from flows.approval import request_approval
 from flows.credentials import load_block
-from tasks.k8s_actions import ActionPlan, ActionResult, execute_plan, plan_action
-from tasks.kubernetes import kubernetes_api_client
-from tasks.retry import cloud_api_task
+from tasks.k8s_actions import ActionPlan, ActionResult, plan_action, run_action
 from tasks.signals import Suggestion
 
 PLAN_KEY = "remediate-plan"
@@ -28,15 +26,6 @@ class RemediationResult(BaseModel):
     preview: ActionResult = Field(description="The server-side dry run (dryRun=All)")
     applied: ActionResult | None = None
     approver_comment: str | None = None
-
-
-@cloud_api_task("kubernetes-remediation")
-def run_action(credentials, plan: ActionPlan, dry_run: bool) -> ActionResult:
-    """One Kubernetes call (dry run validates on the API server and persists nothing)."""
-    from kubernetes.client import AppsV1Api
-
-    with kubernetes_api_client(credentials) as api:
-        return execute_plan(AppsV1Api(api), plan, dry_run=dry_run)
 
 
 @task(name="plan-remediation", cache_policy=NO_CACHE, persist_result=False)

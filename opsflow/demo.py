@@ -76,6 +76,7 @@ def run_demo(state: ServeState) -> None:
         report.write_text(render_markdown(result))
         links.append((title, url, report))
     links += _cost_demo()
+    links += _incident_demo()
     print("\n=== Look next ===")
     print(f"Prefect UI:      {state.ui_url}  (runs, artifacts, schedules)")
     for title, url, report in links:
@@ -139,3 +140,22 @@ def _cost_table(result) -> str:
         lines.append(f"  recommendation: {r.title} (~{r.estimated_monthly_saving:,.2f}/month)")
     lines += [f"  note: {n}" for n in result.notes]
     return "\n".join(lines)
+
+
+def _incident_demo() -> list[tuple[str, str, str]]:
+    """detect-incidents on the generated bad_rollout scenario (four sources, with noise)."""
+    from flows.detect_incidents import IncidentReport, headline
+
+    raw, url = asyncio.run(_run_flow("detect-incidents", {}))
+    report = IncidentReport.model_validate(raw)
+    print("\n=== detect-incidents (generated bad_rollout scenario) ===")
+    print(headline(report))
+    for incident in report.incidents:
+        print(f"\n  {incident.severity.upper()} {incident.start:%H:%M:%S}-{incident.end:%H:%M:%S}")
+        print(f"  {incident.title}")
+        print(f"  root cause {incident.root_cause}, confidence {incident.confidence:.2f}")
+        sources = sorted({t.source for t in incident.timeline})
+        print(f"  {len(incident.timeline)} signals from {', '.join(sources)}")
+        for s in incident.suggestions[:3]:
+            print(f"  suggest ({s.risk} risk): {s.command}")
+    return [("detect-incidents", url, report.report_files[0] if report.report_files else "")]

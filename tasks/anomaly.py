@@ -82,6 +82,7 @@ conditions as ``condition`` + ``condition_status``/``status``.
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import re
 from collections import Counter, deque
@@ -107,6 +108,7 @@ DETECTORS = (
     "k8s_warning",
     "deploy",
 )
+_log = logging.getLogger(__name__)
 SEVERITY_FACTOR = np.array([0.3, 0.5, 0.8, 1.0, 1.0])  # by SEVERITY_RANK
 SEVERITY_NAMES = ("debug", "info", "warning", "error", "critical")
 MAD_SCALE = 1.4826  # MAD -> standard deviation for normal data
@@ -563,7 +565,8 @@ def _new_templates(ctx: _Context) -> list[_Draft]:
     baseline = w < 0
     seen = pd.unique(novelty[baseline])
     # Baseline history: where each (unit, scope) first appeared.
-    first = pd.DataFrame({"key": novelty[baseline], "w": w[baseline], "sev": sub["sev"][baseline]})
+    sev = sub["sev"].to_numpy()
+    first = pd.DataFrame({"key": novelty[baseline], "w": w[baseline], "sev": sev[baseline]})
     hist = first.groupby("key").agg(w=("w", "min"), n=("w", "size"), sev=("sev", "max"))
     hist_raw = _new_template_raw(hist["sev"].to_numpy(), hist["n"].to_numpy())
     # Detection candidates: per (unit, entity), where (unit, scope) is new.
@@ -572,7 +575,7 @@ def _new_templates(ctx: _Context) -> list[_Draft]:
         {
             "key": (sub["unit"] + "|" + sub["entity"]).to_numpy()[new],
             "w": w[new],
-            "sev": sub["sev"].to_numpy()[new],
+            "sev": sev[new],
             "row": logs[new],
         }
     )
@@ -1299,7 +1302,13 @@ def detect_signals(
     drafts = [d for name, run in steps.items() if config.detectors[name].weight > 0 for d in run()]
     scores = _ensemble(drafts, config)
     signals = [_signal(ctx, draft, score) for draft, score in zip(drafts, scores, strict=True)]
+    seen: Counter[str] = Counter()
+    for signal in signals:  # ids stay unique even if two series share metric and entity
+        seen[signal.id] += 1
+        if seen[signal.id] > 1:
+            signal.id = f"{signal.id}#{seen[signal.id]}"
     signals.sort(key=lambda s: (s.start, -s.score, s.id))
+    _log.info("%d anomaly signals: %s", len(signals), dict(Counter(s.kind for s in signals)))
     return signals
 
 
