@@ -35,6 +35,9 @@ lock: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^opsflow' > constraints.txt
 
 benchmark: install
+	$(BIN)/python benchmarks/focus_ingest.py
+	$(BIN)/python benchmarks/templates.py
+	$(BIN)/python benchmarks/detect_incidents.py
 	$(BIN)/python benchmarks/bridge_latency.py
 
 deployments: install
