@@ -44,7 +44,8 @@ def evaluate_scenario(
         dependencies=scenario.dependencies,
         embedder=TemplateEmbedder(),
     )
-    label = "+".join(names) + (" (overlapping)" if overlap else "")
+    label = "+".join(names) if len(names) <= 2 else f"{len(names)} scenarios, one run"
+    label += " (overlapping)" if overlap else ""
     return evaluate(
         result.incidents,
         result.signals,
