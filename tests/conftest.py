@@ -51,6 +51,43 @@ def moto_url():
 
 
 @pytest.fixture(scope="session")
+def ca():
+    """A local certificate authority (trustme) for HTTPS test servers (Azure SDKs)."""
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture
+def trust_local_ca(ca, tmp_path, monkeypatch):
+    """requests (under azure-core and msal) trusts the local CA, and only it."""
+    bundle = tmp_path / "local-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+
+
+@pytest.fixture(scope="session")
+def gcp_key():
+    """An RSA key for a test service account (its public half verifies the JWT grant)."""
+    from tests.servers.gcp_catalog import new_rsa_key
+
+    return new_rsa_key()
+
+
+@pytest.fixture
+def oauth(gcp_key, monkeypatch):
+    """Google's token endpoint (service-account JWT grant) on loopback."""
+    from tests.servers.gcp_catalog import GcpCatalogServer
+
+    with GcpCatalogServer([], gcp_key.public_key()) as server:
+        # google-auth's Regional Access Boundary lookup goes here instead of Google.
+        from google.auth import _regional_access_boundary_utils as rab
+
+        monkeypatch.setattr(rab, "get_service_account_rab_endpoint", server.rab_endpoint)
+        yield server
+
+
+@pytest.fixture(scope="session")
 def opsflow_home() -> Path:
     return _HOME
 

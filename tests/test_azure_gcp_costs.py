@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import trustme
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from google.api_core import exceptions as gx
 
@@ -27,7 +26,7 @@ from tasks.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, provider_key
 from tasks.retry import RETRIES, is_transient, retry_on_transient
 from tests.servers.azure_arm import AzureArmServer, arm_error
 from tests.servers.bigquery import BigQueryServer, google_error
-from tests.servers.gcp_catalog import GcpCatalogServer, new_rsa_key, service_account_info
+from tests.servers.gcp_catalog import GcpCatalogServer, service_account_info
 
 pytestmark = pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted:UserWarning")
 
@@ -76,19 +75,6 @@ AMORTIZED = [
 # ----------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def trust_local_ca(ca, tmp_path, monkeypatch):
-    """requests (under azure-core and msal) trusts the local CA, and only it."""
-    bundle = tmp_path / "local-ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-
-
 @pytest.fixture
 def azure_server(ca, trust_local_ca):
     rows = {"ActualCost": ACTUAL, "AmortizedCost": AMORTIZED}
@@ -107,22 +93,6 @@ def azure_block(server: AzureArmServer, secret: str = SECRET) -> AzureCredential
         resource_manager_url=server.url,
         credential_kwargs={"disable_instance_discovery": True},
     )
-
-
-@pytest.fixture(scope="session")
-def gcp_key():
-    return new_rsa_key()
-
-
-@pytest.fixture
-def oauth(gcp_key, monkeypatch):
-    """Google's token endpoint (service-account JWT grant) on loopback."""
-    with GcpCatalogServer([], gcp_key.public_key()) as server:
-        # google-auth's Regional Access Boundary lookup goes here instead of Google.
-        from google.auth import _regional_access_boundary_utils as rab
-
-        monkeypatch.setattr(rab, "get_service_account_rab_endpoint", server.rab_endpoint)
-        yield server
 
 
 def gcp_block(oauth: GcpCatalogServer, key, key_id: str = "test-key-id"):

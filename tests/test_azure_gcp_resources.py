@@ -10,7 +10,6 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-import trustme
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from google.api_core import exceptions as gx
 
@@ -20,7 +19,7 @@ from tasks import gcp_resources as gr
 from tasks.retry import RETRIES, retry_on_transient
 from tests.servers.azure_arm import AzureArmServer, arm_error, disk, instance_view, vm
 from tests.servers.bigquery import google_error
-from tests.servers.gcp_catalog import GcpCatalogServer, new_rsa_key, service_account_info
+from tests.servers.gcp_catalog import GcpCatalogServer, service_account_info
 from tests.servers.gcp_compute import GcpComputeServer
 from tests.servers.gcp_compute import disk as gdisk
 from tests.servers.gcp_compute import instance as ginstance
@@ -60,16 +59,8 @@ DISKS = [
 # ----------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def azure_server(ca, tmp_path, monkeypatch):
-    bundle = tmp_path / "local-ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))  # trust the local CA, only it
+def azure_server(ca, trust_local_ca):
     with AzureArmServer(
         ca,
         tenant_id=TENANT,
@@ -92,21 +83,6 @@ def azure_block(server: AzureArmServer, secret: str = SECRET) -> AzureCredential
         resource_manager_url=server.url,
         credential_kwargs={"disable_instance_discovery": True},
     )
-
-
-@pytest.fixture(scope="session")
-def gcp_key():
-    return new_rsa_key()
-
-
-@pytest.fixture
-def oauth(gcp_key, monkeypatch):
-    with GcpCatalogServer([], gcp_key.public_key()) as server:
-        # google-auth's Regional Access Boundary lookup goes here instead of Google.
-        from google.auth import _regional_access_boundary_utils as rab
-
-        monkeypatch.setattr(rab, "get_service_account_rab_endpoint", server.rab_endpoint)
-        yield server
 
 
 def gcp_block(oauth: GcpCatalogServer, key):

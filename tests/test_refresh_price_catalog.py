@@ -54,7 +54,6 @@ from tests.servers.gcp_catalog import (
     EUROPE,
     GcpCatalogServer,
     google_error_body,
-    new_rsa_key,
     service_account_info,
     sku,
 )
@@ -271,11 +270,6 @@ def aws_server(moto_url):
 def azure_server():
     with AzureRetailServer(AZURE_ITEMS, page_size=2) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def gcp_key():
-    return new_rsa_key()
 
 
 @pytest.fixture
