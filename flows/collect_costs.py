@@ -39,7 +39,7 @@ from tasks.focus_samples import bundled_export_paths
 from tasks.gcp_costs import fetch_gcp_costs
 from tasks.rate_limits import configure_rate_limits, ensure_limit
 from tasks.recommend import Recommendation, recommend_commitments
-from tasks.retry import one_line_reason, retry_on_transient
+from tasks.retry import failure_reason, retry_on_transient
 
 TOP_COSTS_KEY = "collect-costs-top-costs"
 RECOMMENDATIONS_KEY = "collect-costs-recommendations"
@@ -493,12 +493,7 @@ def _settle(future, source, kind, window, secrets, logger) -> SourceOutcome:
         if isinstance(value, SourceOutcome):
             return value
         return SourceOutcome(source=source, kind=kind, status="collected", window=window)
-    error = state.result(raise_on_failure=False)
-    reason = (
-        one_line_reason(error, secrets)
-        if isinstance(error, BaseException)
-        else (state.message or state.name or "failed")
-    )
+    reason = failure_reason(state, secrets)
     logger.warning("%s not collected: %s", source, reason)
     return SourceOutcome(source=source, kind=kind, status="failed", window=window, reason=reason)
 

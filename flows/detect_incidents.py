@@ -48,7 +48,7 @@ from tasks.kubernetes import (
     fetch_k8s_nodes,
     fetch_k8s_pods,
 )
-from tasks.retry import one_line_reason
+from tasks.retry import failure_reason
 from tasks.scenarios import SCENARIO_NAMES, generate
 from tasks.sentry import fetch_sentry_issues
 from tasks.signals import AnomalySignal, Incident
@@ -273,12 +273,7 @@ def _collect(jobs, secrets, logger) -> tuple[list[Event], list[MetricSeries], li
                 )
             )
             continue
-        error = state.result(raise_on_failure=False)
-        reason = (
-            one_line_reason(error, secrets)
-            if isinstance(error, BaseException)
-            else state.message or "failed"
-        )
+        reason = failure_reason(state, secrets)
         logger.warning("%s not collected: %s", name, reason)
         statuses.append(SourceStatus(source=name, status="failed", reason=reason))
     return events, metrics, statuses

@@ -16,7 +16,7 @@ from tasks.azure import AZURE_RETAIL_ENDPOINT, AZURE_SOURCE, fetch_azure_prices
 from tasks.catalog import PROVIDERS, Provider, ProviderCatalog, load_catalog, write_catalog_version
 from tasks.gcp import GCP_BILLING_ENDPOINT, GCP_SOURCE, fetch_gcp_prices
 from tasks.prices import PriceChange, biggest_changes, merge_prices, refresh_scope
-from tasks.retry import one_line_reason
+from tasks.retry import failure_reason, one_line_reason
 
 CHANGES_ARTIFACT_KEY = "refresh-price-catalog-changes"
 SUMMARY_ARTIFACT_KEY = "refresh-price-catalog-summary"
@@ -219,12 +219,7 @@ def refresh_price_catalog(
         future.wait()
         state = future.state
         if not state.is_completed():
-            error = state.result(raise_on_failure=False)
-            reason = (
-                one_line_reason(error, secrets)
-                if isinstance(error, BaseException)
-                else (state.message or state.name or "failed")
-            )
+            reason = failure_reason(state, secrets)
             logger.warning("%s prices not refreshed: %s", p, reason)
             outcome[p] = ProviderRefresh(status="failed", reason=reason, **base)
             continue

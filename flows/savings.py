@@ -32,7 +32,7 @@ from tasks.recommend import (
 )
 from tasks.resource_prices import price_resources
 from tasks.resources import Resource
-from tasks.retry import one_line_reason
+from tasks.retry import failure_reason
 
 INVENTORY_KEY = "collect-resources-inventory"
 RECOMMENDATIONS_KEY = "recommend-savings-recommendations"
@@ -175,12 +175,7 @@ def collect_resources(
             found += got
             sources.append(InventorySource(source=name, status="collected", resources=len(got)))
             continue
-        error = future.state.result(raise_on_failure=False)
-        reason = (
-            one_line_reason(error, secrets)
-            if isinstance(error, BaseException)
-            else future.state.message or "failed"
-        )
+        reason = failure_reason(future.state, secrets)
         logger.warning("%s not collected: %s", name, reason)
         sources.append(InventorySource(source=name, status="failed", reason=reason))
     priced = price_inventory(found)

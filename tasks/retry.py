@@ -212,6 +212,22 @@ def one_line_reason(exc: BaseException, secrets: Iterable[str] = (), max_len: in
     return text if len(text) <= max_len else text[: max_len - 1] + "…"
 
 
+def failure_reason(state: Any, secrets: Iterable[str] = ()) -> str:
+    """Why a task run failed, in one secret-free line (for a result's ``missing`` list).
+
+    Args:
+        state: the failed Prefect state of a task run (``future.state``).
+        secrets: secret values to mask, as for ``one_line_reason``.
+
+    Returns:
+        ``one_line_reason`` of the raised exception, else the state's message or name.
+    """
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, BaseException):
+        return one_line_reason(error, secrets)
+    return state.message or state.name or "failed"
+
+
 def cloud_api_task(name: str) -> Callable[[Callable[..., Any]], Any]:
     """``@task`` with opsflow's retry policy for calls to a cloud API.
 
