@@ -27,6 +27,7 @@ from prefect.context import FlowRunContext
 from pydantic import AfterValidator, BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
+from opsflow.atomic import write_text_atomic
 from opsflow.paths import data_dir, reports_dir
 from tasks.aws_costs import aws_cost_slices, fetch_aws_costs
 from tasks.azure_costs import fetch_azure_costs
@@ -666,12 +667,6 @@ def publish_cost_artifacts(result: CostCollection) -> list[str]:
     out = reports_dir()
     out.mkdir(parents=True, exist_ok=True)
     chart, report = out / "collect-costs-daily.svg", out / "collect-costs.md"
-    _write_atomic(chart, svg)
-    _write_atomic(report, render_markdown(result, chart.name))
+    write_text_atomic(chart, svg)
+    write_text_atomic(report, render_markdown(result, chart.name))
     return [str(report), str(chart)]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -10,7 +10,6 @@ is executed: ``remediate`` applies one suggestion, after approval.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
+from opsflow.atomic import write_text_atomic
 from opsflow.paths import reports_dir
 from tasks.anomaly import AnomalyConfig, detect_signals
 from tasks.charts import svg_data_uri, timeline_svg
@@ -524,10 +524,7 @@ def publish_incident_artifacts(report: IncidentReport, signals: list[AnomalySign
         description="Remediation suggestions (never executed by detect-incidents)",
     )
     out = reports_dir()
-    out.mkdir(parents=True, exist_ok=True)
     chart, text = out / "detect-incidents-timeline.svg", out / "detect-incidents.md"
-    for path, body in ((chart, svg), (text, render_markdown(report, chart.name))):
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_text(body)
-        os.replace(tmp, path)
+    write_text_atomic(chart, svg)
+    write_text_atomic(text, render_markdown(report, chart.name))
     return [str(text), str(chart)]

@@ -17,6 +17,7 @@ import time
 import click
 
 from opsflow import environment, local_server
+from opsflow.atomic import write_text_atomic
 from opsflow.paths import data_dir
 from opsflow.templates_cli import templates
 
@@ -235,9 +236,7 @@ def deployments_cmd(check: bool) -> None:
             _fail(f"{PREFECT_YAML} disagrees with the registry; run `opsflow deployments`")
         click.echo("prefect.yaml matches the registry")
         return
-    tmp = PREFECT_YAML.with_suffix(".yaml.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, PREFECT_YAML)
+    write_text_atomic(PREFECT_YAML, text)
     click.echo(f"wrote {PREFECT_YAML}")
 
 

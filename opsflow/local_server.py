@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from opsflow.atomic import write_text_atomic
 from opsflow.paths import data_dir
 
 DEFAULT_PORT = 4200
@@ -51,10 +52,7 @@ class ServeState:
             return None
 
     def write(self) -> None:
-        path = data_dir() / "serve.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, path)
+        write_text_atomic(data_dir() / "serve.json", json.dumps(asdict(self)))
 
 
 def _lock_path() -> Path:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import click
 
+from opsflow.atomic import atomic_open
+
 PLAIN_SUFFIXES = {".log", ".txt"}
 OUTPUT_COLUMNS = ("line", "template_id", "template")
 
@@ -76,16 +78,9 @@ def _load_miner(state_path: Path | None):
 
 
 def _write_atomically(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Call ``write(file)`` on a temporary file that then replaces ``path``."""
+    with atomic_open(path) as f:
+        write(f)
 
 
 def extract_templates(

@@ -35,10 +35,8 @@ import hashlib
 import io
 import json
 import math
-import os
 import random
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +47,7 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, field_serializer
 
+from opsflow.atomic import write_text_atomic
 from tasks.telemetry import Event, MetricSeries
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -2240,20 +2239,6 @@ def _finish(run: _Run, names: list[str], seed: int) -> Scenario:
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path`` and rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_scenario(scenario: Scenario, folder: str | Path) -> ScenarioPaths:
     """Write a run as the files ``detect_incidents`` and ``evaluate_incidents`` read.
 
@@ -2297,15 +2282,15 @@ def write_scenario(scenario: Scenario, folder: str | Path) -> ScenarioPaths:
         )
         for e in scenario.events
     )
-    _atomic_write(paths.events, "".join(f"{r}\n" for r in records))
+    write_text_atomic(paths.events, "".join(f"{r}\n" for r in records))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("timestamp", "entity", "metric", "value"))
     for series in scenario.metrics:
         for stamp, value in zip(series.timestamps, series.values, strict=True):
             writer.writerow((_iso(stamp), series.entity, series.metric, repr(float(value))))
-    _atomic_write(paths.metrics, buf.getvalue())
-    _atomic_write(paths.truth, scenario.truth.model_dump_json(indent=1))
+    write_text_atomic(paths.metrics, buf.getvalue())
+    write_text_atomic(paths.truth, scenario.truth.model_dump_json(indent=1))
     return paths
 
 

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, ValidationError
 
+from opsflow.atomic import write_text_atomic
 from tasks.retry import task_logger
 from tasks.telemetry import Event, MetricSeries, Severity, SourceName
 
@@ -315,7 +315,7 @@ def write_events_jsonl(path: str | os.PathLike[str], events: Iterable[Event]) ->
         ```
     """
     body = "".join(event.model_dump_json() + "\n" for event in events)
-    return _atomic_write(Path(path), body)
+    return write_text_atomic(path, body)
 
 
 # ------------------------------------------------------------- metrics
@@ -426,25 +426,10 @@ def write_metrics_csv(path: str | os.PathLike[str], series: Iterable[MetricSerie
         for stamp, value in zip(s.timestamps, s.values, strict=True):
             iso = parse_time(stamp).isoformat().replace("+00:00", "Z")
             writer.writerow([iso, s.entity, s.metric, repr(value), s.unit or "", s.source, related])
-    return _atomic_write(Path(path), buffer.getvalue())
+    return write_text_atomic(path, buffer.getvalue())
 
 
 # ----------------------------------------------------------------- shared
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _log_bad(path: str, count: int, bad: list[BadLine]) -> None:
