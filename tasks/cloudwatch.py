@@ -38,7 +38,7 @@ from tasks.aws import _client
 from tasks.kubernetes import service_from_pod_name
 from tasks.retry import cloud_api_task, task_logger
 from tasks.telemetry import Event, MetricSeries, Severity, entity_key
-from tasks.telemetry_files import log_severity, parse_time
+from tasks.telemetry_files import log_severity, parse_time, time_window
 
 SOURCE = "cloudwatch"
 DEFAULT_REGION = "us-east-1"
@@ -454,14 +454,6 @@ def alarm_history_to_event(
 # ------------------------------------------------------------------ tasks
 
 
-def _window(since: datetime, until: datetime | None) -> tuple[datetime, datetime]:
-    start = parse_time(since, "since")
-    end = parse_time(until, "until") if until is not None else datetime.now(UTC)
-    if end <= start:
-        raise ValueError(f"until: must be after since ({start.isoformat()}), got {end.isoformat()}")
-    return start, end
-
-
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
@@ -510,7 +502,7 @@ def fetch_cloudwatch_logs(
         fetch_cloudwatch_logs(creds, "/aws/lambda/checkout", start, filter_pattern="ERROR")
         ```
     """
-    start, end = _window(since, until)
+    start, end = time_window(since, until)
     if not log_group or not log_group.strip():
         raise ValueError("log_group: must be a log group name")
     if isinstance(max_events, bool) or max_events < 1:
@@ -580,7 +572,7 @@ def run_logs_insights_query(
     Raises:
         RuntimeError: the query ended ``Failed``, ``Cancelled`` or ``Timeout``.
     """
-    start, end = _window(since, until)
+    start, end = time_window(since, until)
     if not log_groups or len(log_groups) > 50:
         raise ValueError(f"log_groups: give 1 to 50 log groups, got {len(log_groups or [])}")
     if not query or not query.strip():
@@ -657,7 +649,7 @@ def fetch_cloudwatch_metrics(
         fetch_cloudwatch_metrics(creds, [q], start).series[0].metric  # 'Errors_Sum'
         ```
     """
-    start, end = _window(since, until)
+    start, end = time_window(since, until)
     if not queries:
         raise ValueError("queries: give at least one metric query")
     queries = [q if isinstance(q, MetricQuery) else MetricQuery(**q) for q in queries]
@@ -784,7 +776,7 @@ def fetch_cloudwatch_alarm_history(
     Returns:
         One ``alarm`` event per state change, oldest first.
     """
-    start, end = _window(since, until)
+    start, end = time_window(since, until)
     cloudwatch = _service(credentials, "cloudwatch")
     params: dict[str, Any] = {
         "HistoryItemType": "StateUpdate",

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from tasks.retry import cloud_api_task, task_logger
 from tasks.telemetry import Event, MetricSeries, Severity, entity_key
-from tasks.telemetry_files import parse_time
+from tasks.telemetry_files import parse_time, time_window
 
 if TYPE_CHECKING:
     from blocks.grafana import GrafanaCredentials
@@ -300,14 +300,6 @@ def ds_query_response_to_series(
 # ---------------------------------------------------------------- tasks
 
 
-def _window(since: datetime, until: datetime | None) -> tuple[datetime, datetime]:
-    start = parse_time(since, "since")
-    end = parse_time(until, "until") if until is not None else datetime.now(UTC)
-    if end <= start:
-        raise ValueError(f"until: must be after since ({start.isoformat()}), got {end.isoformat()}")
-    return start, end
-
-
 @cloud_api_task("grafana-dashboards")
 def search_grafana_dashboards(
     credentials: GrafanaCredentials,
@@ -382,7 +374,7 @@ def fetch_grafana_annotations(
         deploys = fetch_grafana_annotations(creds, start, tags=["deploy"])
         ```
     """
-    start, end = _window(since, until)
+    start, end = time_window(since, until)
     if isinstance(limit, bool) or limit < 1:
         raise ValueError(f"limit: must be positive, got {limit!r}")
     if ":" not in default_entity:
@@ -451,7 +443,7 @@ def query_grafana_datasource(
         )
         ```
     """
-    start, end = _window(since, until)
+    start, end = time_window(since, until)
     if not datasource_uid or not str(datasource_uid).strip():
         raise ValueError("datasource_uid: must be a datasource uid")
     if not queries:

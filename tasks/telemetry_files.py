@@ -141,6 +141,19 @@ _FAILURE = re.compile(
 )
 
 
+def time_window(since: Any, until: Any = None) -> tuple[datetime, datetime]:
+    """``[since, until)`` as UTC datetimes (``until`` defaults to now), validated.
+
+    Raises:
+        ValueError: naming ``since``/``until`` when unreadable or not in order.
+    """
+    start = parse_time(since, "since")
+    end = parse_time(until, "until") if until is not None else datetime.now(UTC)
+    if end <= start:
+        raise ValueError(f"until: must be after since ({start.isoformat()}), got {end.isoformat()}")
+    return start, end
+
+
 def log_severity(line: str, default: Severity = "info") -> Severity:
     """The severity written in a raw log line.
 
