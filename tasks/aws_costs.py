@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 from prefect_aws import AwsCredentials
 
 from tasks.aws import _client
-from tasks.focus_schema import SCHEMA, SOURCE_COLUMN
+from tasks.focus_schema import SCHEMA, SOURCE_COLUMN, day_start, month_bounds
 from tasks.rate_limits import throttle
 from tasks.retry import cloud_api_task, task_logger
 
@@ -219,16 +219,6 @@ def parse_tag_group_key(key: str, tag_key: str) -> dict[str, str]:
     return {tag_key: value} if value else {}
 
 
-def _ts(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _month(day: date) -> tuple[datetime, datetime]:
-    first = day.replace(day=1)
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    return _ts(first), _ts(nxt)
-
-
 def _amount(metrics: Mapping[str, Any], name: str) -> tuple[float | None, str | None]:
     metric = metrics.get(name) or {}
     try:
@@ -270,7 +260,7 @@ def ce_to_focus(
     rows: list[dict[str, Any]] = []
     for result in results_by_time:
         day = date.fromisoformat(str(result["TimePeriod"]["Start"])[:10])
-        period_start, period_end = _month(day)
+        period_start, period_end = month_bounds(day)
         for group in result.get("Groups") or []:
             keys = list(group.get("Keys") or [])
             service = keys[0] if keys else ""
@@ -293,8 +283,8 @@ def ce_to_focus(
                     "ChargeCategory": category,
                     "ChargeDescription": None if tag_key else (second or None),
                     "ChargeFrequency": "Usage-Based" if category == "Usage" else None,
-                    "ChargePeriodStart": _ts(day),
-                    "ChargePeriodEnd": _ts(day + timedelta(days=1)),
+                    "ChargePeriodStart": day_start(day),
+                    "ChargePeriodEnd": day_start(day + timedelta(days=1)),
                     "ConsumedQuantity": quantity if metered else None,
                     "ConsumedUnit": unit if metered else None,
                     "ContractedCost": billed,

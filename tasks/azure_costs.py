@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from blocks.azure import AzureCredentials
-from tasks.focus_schema import SCHEMA, SOURCE_COLUMN
+from tasks.focus_schema import SCHEMA, SOURCE_COLUMN, day_start, month_bounds
 from tasks.rate_limits import throttle
 from tasks.retry import cloud_api_task, task_logger
 
@@ -237,14 +237,6 @@ def join_cost_types(
     return list(joined.values())
 
 
-def _next_month(day: date) -> date:
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
-
-
-def _utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 def focus_record(row: Mapping[str, Any], subscription_id: str, source_id: str) -> dict[str, Any]:
     """One joined Query API row as a FOCUS 1.2 record.
 
@@ -255,6 +247,7 @@ def focus_record(row: Mapping[str, Any], subscription_id: str, source_id: str) -
         source_id: ``x_SourceId`` of the row.
     """
     day = _usage_day(row["UsageDate"])
+    period_start, period_end = month_bounds(day)
     charge_type = str(row.get("ChargeType") or "Usage")
     category, charge_class = CHARGE_TYPES.get(charge_type.lower(), ("Usage", None))
     service = str(row.get("ServiceName") or "").strip() or "Unassigned"
@@ -274,10 +267,10 @@ def focus_record(row: Mapping[str, Any], subscription_id: str, source_id: str) -
         "ContractedCost": billed,
         "BillingAccountId": subscription_id,
         "BillingCurrency": currency,
-        "BillingPeriodStart": _utc(day.replace(day=1)),
-        "BillingPeriodEnd": _utc(_next_month(day)),
-        "ChargePeriodStart": _utc(day),
-        "ChargePeriodEnd": _utc(day + timedelta(days=1)),
+        "BillingPeriodStart": period_start,
+        "BillingPeriodEnd": period_end,
+        "ChargePeriodStart": day_start(day),
+        "ChargePeriodEnd": day_start(day + timedelta(days=1)),
         "ChargeCategory": category,
         "ChargeClass": charge_class,
         "ChargeFrequency": "Usage-Based" if category == "Usage" else None,

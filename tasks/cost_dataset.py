@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from tasks.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, provider_key
+from tasks.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, day_start, provider_key
 from tasks.retry import task_logger
 
 MANIFEST = "_manifest.json"
@@ -166,7 +166,7 @@ def split_by_partition(table: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Ta
 
 
 def _day_start(day: date | None) -> datetime | None:
-    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return None if day is None else day_start(day)
 
 
 def _check_day(value: Any, name: str) -> date | None:

@@ -10,6 +10,8 @@ exports carry them), timestamps are UTC microseconds and ``Tags`` is a string ma
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
 import pyarrow as pa
 
 FOCUS_VERSION = "1.2"
@@ -196,6 +198,17 @@ def provider_key(provider_name: str | None) -> str:
         return "unknown"
     name = " ".join(provider_name.split()).lower()
     return PROVIDER_KEYS.get(name, "-".join(name.split()) or "unknown")
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC of ``day``: how every collector writes a daily ChargePeriodStart."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def month_bounds(day: date) -> tuple[datetime, datetime]:
+    """``(BillingPeriodStart, BillingPeriodEnd)`` of the calendar month holding ``day``."""
+    first = day.replace(day=1)
+    return day_start(first), day_start((first + timedelta(days=32)).replace(day=1))
 
 
 def empty_table() -> pa.Table:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import pyarrow as pa
 from prefect_gcp import GcpCredentials
 
-from tasks.focus_schema import SCHEMA, SOURCE_COLUMN
+from tasks.focus_schema import SCHEMA, SOURCE_COLUMN, day_start, month_bounds
 from tasks.rate_limits import throttle
 from tasks.retry import cloud_api_task, task_logger
 
@@ -164,14 +164,6 @@ def cost_query(table: str, export: ExportKind = "auto") -> str:
     ).strip()
 
 
-def _utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _next_month(day: date) -> date:
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
-
-
 def _billing_month(invoice_month: Any, day: date) -> date:
     """First day of the invoice month (``"202510"``), else of the usage day's month."""
     text = str(invoice_month or "")
@@ -215,13 +207,14 @@ def focus_records(row: Mapping[str, Any], source_id: str) -> list[dict[str, Any]
     category = COST_TYPES.get(cost_type, "Adjustment")
     cost = float(row.get("cost") or 0.0)
     region = row.get("region") or None
+    period_start, period_end = month_bounds(period)
     common = {
         "BillingAccountId": row.get("billing_account_id") or row.get("project_id"),
         "BillingCurrency": currency,
-        "BillingPeriodStart": _utc(period),
-        "BillingPeriodEnd": _utc(_next_month(period)),
-        "ChargePeriodStart": _utc(day),
-        "ChargePeriodEnd": _utc(day + timedelta(days=1)),
+        "BillingPeriodStart": period_start,
+        "BillingPeriodEnd": period_end,
+        "ChargePeriodStart": day_start(day),
+        "ChargePeriodEnd": day_start(day + timedelta(days=1)),
         "InvoiceIssuerName": "Google Cloud",
         "ProviderName": "Google Cloud",
         "PublisherName": "Google Cloud",
