@@ -282,6 +282,14 @@ def _read(apps_api: AppsV1Api, name: str, namespace: str) -> dict:
     return _plain(apps_api, _call(apps_api.read_namespaced_deployment, name, namespace))
 
 
+def _patch_deployment(
+    apps_api: AppsV1Api, name: str, namespace: str, patch: Any, dry_run: bool
+) -> dict:
+    """PATCH the Deployment (``dryRun=All`` when ``dry_run``); its new state as a dict."""
+    new = _call(apps_api.patch_namespaced_deployment, name, namespace, patch, **_dry(dry_run))
+    return _plain(apps_api, new)
+
+
 def _revision(obj: dict) -> int | None:
     value = (obj.get("metadata", {}).get("annotations") or {}).get(REVISION)
     return int(value) if value and str(value).isdigit() else None
@@ -346,14 +354,7 @@ def rollout_restart(
         RESTARTED_AT
     )
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-    new = _call(
-        apps_api.patch_namespaced_deployment,
-        name,
-        namespace,
-        patch,
-        **_dry(dry_run),
-    )
-    new = _plain(apps_api, new)
+    new = _patch_deployment(apps_api, name, namespace, patch, dry_run)
     diff = _diff(
         _template_text(live["spec"]["template"]),
         _template_text(new["spec"]["template"]),
@@ -511,14 +512,7 @@ def rollout_undo(
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]
-    new = _call(
-        apps_api.patch_namespaced_deployment,
-        name,
-        namespace,
-        patch,
-        **_dry(dry_run),
-    )
-    new = _plain(apps_api, new)
+    new = _patch_deployment(apps_api, name, namespace, patch, dry_run)
     verb = "would roll back" if dry_run else "rolled back"
     return ActionResult(
         action="rollout_undo",
