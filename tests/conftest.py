@@ -92,6 +92,30 @@ def opsflow_home() -> Path:
     return _HOME
 
 
+def task_run_count(state) -> int:
+    """The task run's run count as the API records it (1 + retries).
+
+    Task runs reach the API as events, asynchronously: flush them, then wait (bounded)
+    until the run's final state is recorded.
+    """
+    from prefect import get_client
+    from prefect.events.worker import EventsWorker
+    from prefect.exceptions import ObjectNotFound
+
+    EventsWorker.drain_all(timeout=10)
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                run = client.read_task_run(state.state_details.task_run_id)
+                if run.state_type == state.type or time.monotonic() > deadline:
+                    return run.run_count
+            except ObjectNotFound:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+
+
 def start_serve(home: Path, extra_env: dict | None = None) -> subprocess.Popen:
     env = {**os.environ, "OPSFLOW_HOME": str(home), **(extra_env or {})}
     env.pop("PREFECT_API_URL", None)

@@ -28,6 +28,7 @@ from tasks.aws_costs import (
 )
 from tasks.focus_schema import REQUIRED, SCHEMA
 from tasks.retry import RETRIES, one_line_reason, retry_on_transient
+from tests.conftest import task_run_count
 from tests.servers.aws_cost_explorer import (
     MOTO_ACCOUNT,
     CostExplorerProxy,
@@ -66,13 +67,6 @@ def block(url: str, secret: str = "testing-secret", **extra) -> AwsCredentials:
         aws_client_parameters={"endpoint_url": url},
         **extra,
     )
-
-
-def task_run_count(state) -> int:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        return client.read_task_run(state.state_details.task_run_id).run_count
 
 
 # ------------------------------------------------------------------ pure mapping

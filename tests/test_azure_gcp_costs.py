@@ -24,6 +24,7 @@ from tasks import azure_costs as az
 from tasks import gcp_costs as gc
 from tasks.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, provider_key
 from tasks.retry import RETRIES, is_transient, retry_on_transient
+from tests.conftest import task_run_count
 from tests.servers.azure_arm import AzureArmServer, arm_error
 from tests.servers.bigquery import BigQueryServer, google_error
 from tests.servers.gcp_catalog import GcpCatalogServer, service_account_info
@@ -146,13 +147,6 @@ def fast_retries(monkeypatch):
     """Keep the retry count and condition, drop the waiting."""
     for t in (az.fetch_azure_costs, gc.fetch_gcp_costs):
         monkeypatch.setattr(t, "retry_delay_seconds", 0)
-
-
-def task_run_count(state) -> int:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        return client.read_task_run(state.state_details.task_run_id).run_count
 
 
 def jobs_query_calls(server: BigQueryServer) -> list:

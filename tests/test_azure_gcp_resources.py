@@ -17,6 +17,7 @@ from blocks.azure import AzureCredentials
 from tasks import azure_resources as ar
 from tasks import gcp_resources as gr
 from tasks.retry import RETRIES, retry_on_transient
+from tests.conftest import task_run_count
 from tests.servers.azure_arm import AzureArmServer, arm_error, disk, instance_view, vm
 from tests.servers.bigquery import google_error
 from tests.servers.gcp_catalog import GcpCatalogServer, service_account_info
@@ -125,13 +126,6 @@ def gce_server(oauth):
 def fast_retries(monkeypatch):
     for t in (ar.collect_azure_resources, gr.collect_gcp_resources):
         monkeypatch.setattr(t, "retry_delay_seconds", 0)
-
-
-def task_run_count(state) -> int:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        return client.read_task_run(state.state_details.task_run_id).run_count
 
 
 # ------------------------------------------------------------------- Azure: pure

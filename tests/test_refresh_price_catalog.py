@@ -47,6 +47,7 @@ from tasks.retry import (
     one_line_reason,
     retry_on_transient,
 )
+from tests.conftest import task_run_count
 from tests.servers.aws_pricing import AwsPricingServer, aws_error, ec2_product
 from tests.servers.azure_retail import AzureRetailServer, parse_filter, vm_item
 from tests.servers.gcp_catalog import (
@@ -305,13 +306,6 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("OPSFLOW_HOME", str(tmp_path / "home"))
     write_catalog_version(small_catalogs())
     return tmp_path / "home"
-
-
-def task_run_count(state) -> int:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        return client.read_task_run(state.state_details.task_run_id).run_count
 
 
 def versions_on_disk() -> set[str]:

@@ -37,6 +37,7 @@ from tasks.telemetry_files import (
     write_events_jsonl,
     write_metrics_csv,
 )
+from tests.conftest import task_run_count
 from tests.servers import Seen, json_response
 from tests.servers import grafana as gf
 from tests.servers import kubernetes as k8s
@@ -49,30 +50,6 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 K8S_TOKEN = "CANARY-k8s-Zx81Qw0Lm3"
 SENTRY_TOKEN = "CANARY-sentry-Hq2Vt9Pe4K"
 GRAFANA_TOKEN = "CANARY-grafana-Bn7Rc5Ys1D"
-
-
-def task_run_count(state) -> int:
-    """The task run's run count as the API records it (1 + retries).
-
-    Task runs reach the API as events, asynchronously: flush them, then wait (bounded)
-    until the run's final state is recorded.
-    """
-    from prefect import get_client
-    from prefect.events.worker import EventsWorker
-    from prefect.exceptions import ObjectNotFound
-
-    EventsWorker.drain_all(timeout=10)
-    deadline = time.monotonic() + 30
-    with get_client(sync_client=True) as client:
-        while True:
-            try:
-                run = client.read_task_run(state.state_details.task_run_id)
-                if run.state_type == state.type or time.monotonic() > deadline:
-                    return run.run_count
-            except ObjectNotFound:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
 
 
 @pytest.fixture
