@@ -8,7 +8,7 @@ paraphrases and nothing else.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -23,47 +23,7 @@ from tasks.correlate import (
     incident_id,
     root_cause,
 )
-from tasks.signals import AnomalySignal
-
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-NS = "namespace:shop"
-
-
-def sig(
-    sid: str,
-    entity: str,
-    minute: float,
-    *,
-    related: tuple[str, ...] = (),
-    kind: str = "new_template",
-    source: str = "kubernetes",
-    score: float = 0.8,
-    title: str | None = None,
-    severity: str = "error",
-    duration: float = 1.0,
-    evidence: dict | None = None,
-) -> AnomalySignal:
-    start = T0 + timedelta(minutes=minute)
-    return AnomalySignal(
-        id=sid,
-        kind=kind,
-        source=source,
-        entity=entity,
-        related=list(related),
-        start=start,
-        end=start + timedelta(minutes=duration),
-        score=score,
-        severity=severity,
-        title=title or f"{kind} on {entity}",
-        evidence=evidence or {},
-    )
-
-
-def pod(service: str, suffix: str = "7d9f8c6b5-x2k4p", node: str = "node-a") -> dict:
-    return {
-        "entity": f"pod:{service}-{suffix}",
-        "related": (f"service:{service}", f"node:{node}", NS),
-    }
+from tests.signal_builders import NS, pod, sig
 
 
 def unit(*xs: float) -> np.ndarray:

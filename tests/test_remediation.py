@@ -7,7 +7,7 @@ prefect-kubernetes ``KubernetesCredentials`` block, against a local apps/v1 serv
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
@@ -26,50 +26,19 @@ from tasks.k8s_actions import (
 from tasks.kubernetes import KubernetesApiError, kubernetes_api_client
 from tasks.remediation import RULES, format_quantity, parse_quantity, suggest
 from tasks.retry import RETRIES, is_transient
-from tasks.signals import AnomalySignal, Suggestion
+from tasks.signals import Suggestion
 from tests.servers.kubernetes_apps import HASH_LABEL, REVISION, KubernetesAppsServer, deployment
+from tests.signal_builders import NS, pod
+from tests.signal_builders import sig as build_signal
 
 pytestmark = pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted:UserWarning")
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-NS = "namespace:shop"
 CANARY = "canary-k8s-token-5f1e2d"
 
 
-def sig(
-    sid,
-    entity,
-    minute,
-    *,
-    related=(),
-    kind="new_template",
-    source="kubernetes",
-    score=0.8,
-    title="",
-    evidence=None,
-    severity="error",
-):
-    start = T0 + timedelta(minutes=minute)
-    return AnomalySignal(
-        id=sid,
-        kind=kind,
-        source=source,
-        entity=entity,
-        related=list(related),
-        start=start,
-        end=start + timedelta(minutes=1),
-        score=score,
-        severity=severity,
-        title=title,
-        evidence=evidence or {},
-    )
-
-
-def pod(service, suffix="7d9f8c6b5-x2k4p", node="node-a"):
-    return {
-        "entity": f"pod:{service}-{suffix}",
-        "related": (f"service:{service}", f"node:{node}", NS),
-    }
+def sig(sid, entity, minute, **kw):
+    """Signals here carry only the title a test gives (rules read titles)."""
+    return build_signal(sid, entity, minute, **{"title": "", **kw})
 
 
 def incident_for(signals, **kwargs):
