@@ -39,7 +39,7 @@ from tasks.focus import iter_normalized
 from tasks.focus_samples import bundled_export_paths
 from tasks.gcp_costs import fetch_gcp_costs
 from tasks.rate_limits import configure_rate_limits, ensure_limit
-from tasks.recommend import Recommendation, recommend_commitments
+from tasks.recommend import Recommendation, commitment_as_of, recommend_commitments
 from tasks.retry import failure_reason, retry_on_transient
 
 TOP_COSTS_KEY = "collect-costs-top-costs"
@@ -439,13 +439,13 @@ def collect_costs(
             outcomes.append(_settle(stored, source, kind, window, secrets, logger))
 
     failed = [o for o in outcomes if o.status == "failed"]
-    table = dataset.read(start=None)
-    last_day = _last_day(table)
-    if last_day is not None:
-        table = dataset.read(start=window_start(last_day, analysis_days))
+    last_day = dataset.last_charge_day()  # from the manifest: no data file is read for it
+    table = dataset.read(start=window_start(last_day, analysis_days) if last_day else None)
     summary = summarize(table, currency=currency, fx_rates=fx_rates, anomaly_k=anomaly_k)
     recommendations = sorted(
-        recommend_commitments(table), key=lambda r: r.estimated_monthly_saving, reverse=True
+        recommend_commitments(table, now=commitment_as_of(last_day)),
+        key=lambda r: r.estimated_monthly_saving,
+        reverse=True,
     )
     quarantine = _quarantine_report(outcomes, quarantine_dir)
     if summary.unconverted:
@@ -504,14 +504,6 @@ def _run_id() -> str:
     if ctx and ctx.flow_run:
         return str(ctx.flow_run.id)[:8]
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-
-
-def _last_day(table) -> date | None:
-    if not table.num_rows:
-        return None
-    import pyarrow.compute as pc
-
-    return pc.max(table.column("ChargePeriodStart")).as_py().date()
 
 
 def _quarantine_report(outcomes: list[SourceOutcome], folder: Path) -> QuarantineReport:

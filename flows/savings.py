@@ -9,8 +9,9 @@ dataset, for commitments) into recommendations ranked by monthly saving.
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources as importlib_resources
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ from tasks.cost_dataset import CostDataset
 from tasks.gcp_resources import collect_gcp_resources
 from tasks.recommend import (
     Recommendation,
+    commitment_as_of,
     optimization_scores,
     recommend_commitments,
     recommend_resources,
@@ -38,6 +40,7 @@ INVENTORY_KEY = "collect-resources-inventory"
 RECOMMENDATIONS_KEY = "recommend-savings-recommendations"
 SUMMARY_KEY = "recommend-savings-summary"
 SAMPLE_INVENTORY = "sample_inventory.json"
+COMMITMENT_LOOKBACK_DAYS = 30  # days of on-demand compute spend a commitment is judged on
 
 
 class AwsResourceSource(BaseModel):
@@ -96,10 +99,14 @@ class SavingsReport(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+@functools.cache
+def _sample_document() -> dict:
+    return json.loads(importlib_resources.files("tasks").joinpath(SAMPLE_INVENTORY).read_text())
+
+
 def sample_inventory() -> list[Resource]:
     """The bundled inventory (three clouds, with planted waste) used with no source set."""
-    text = importlib_resources.files("tasks").joinpath(SAMPLE_INVENTORY).read_text()
-    return [Resource.model_validate(r) for r in json.loads(text)["resources"]]
+    return [Resource.model_validate(r) for r in _sample_document()["resources"]]
 
 
 @task(name="price-resources", cache_policy=NO_CACHE, persist_result=False)
@@ -298,9 +305,12 @@ def recommend_savings(
     notes = list(inventory.notes)
     if include_commitments:
         dataset = CostDataset(dataset_url) if dataset_url else CostDataset()
-        costs = dataset.read()
-        if costs.num_rows:
-            recs += recommend_commitments(costs)
+        last_day = dataset.last_charge_day()
+        if last_day:
+            costs = dataset.read(start=last_day - timedelta(days=COMMITMENT_LOOKBACK_DAYS))
+            recs += recommend_commitments(
+                costs, lookback_days=COMMITMENT_LOOKBACK_DAYS, now=commitment_as_of(last_day)
+            )
         else:
             notes.append("The cost dataset is empty: run collect-costs for commitment estimates.")
     recs.sort(key=lambda r: r.estimated_monthly_saving, reverse=True)
@@ -347,6 +357,5 @@ def recommend_savings(
 def _inventory_now(inventory: ResourceInventory) -> datetime:
     """The bundled sample is frozen in time: judge it at its own snapshot date."""
     if inventory.sources and inventory.sources[0].source == "bundled sample":
-        text = importlib_resources.files("tasks").joinpath(SAMPLE_INVENTORY).read_text()
-        return datetime.fromisoformat(json.loads(text)["snapshot"])
+        return datetime.fromisoformat(_sample_document()["snapshot"])
     return inventory.collected_at

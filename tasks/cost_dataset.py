@@ -941,6 +941,13 @@ class CostDataset:
             )
         return out
 
+    def last_charge_day(self) -> date | None:
+        """The latest charge day with rows, from the manifest (no data file is opened)."""
+        latest = max(
+            (e.max_start for e in self._store().read_manifest().files.values()), default=None
+        )
+        return latest.date() if latest else None
+
     def row_count(self) -> int:
         """Rows in the dataset, from the manifest (no data file is opened)."""
         return sum(e.rows for e in self._store().read_manifest().files.values())

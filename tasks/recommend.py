@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from tasks.catalog import Catalog, load_catalog
-from tasks.focus_schema import provider_key
+from tasks.focus_schema import day_start, provider_key
 from tasks.resource_prices import catalog_price
 from tasks.resources import HOURS_PER_MONTH, Resource
 
@@ -569,6 +569,15 @@ def commitment_for(
             "plan, not a quote; check the provider's own recommendation before buying."
         ),
     )
+
+
+def commitment_as_of(last_day: date | None) -> datetime | None:
+    """Judge commitments on the data's last days, not the wall clock's.
+
+    A dataset collected up to an earlier day (an export analysed later, a source behind)
+    still shows its steady spend; for a current dataset this is today.
+    """
+    return day_start(last_day + timedelta(days=1)) if last_day else None
 
 
 def recommend_commitments(
