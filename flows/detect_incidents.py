@@ -200,7 +200,8 @@ def _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets):
                 fetch_k8s_metrics.submit(creds, label_selector=src.label_selector, **scope),
             )
         )
-        if src.log_tail_lines:
+        pods.wait()  # logs need the pod list; a failed pod list is reported as its own job
+        if src.log_tail_lines and pods.state.is_completed():
             logs = fetch_k8s_logs.submit(
                 creds, pods.result().pods, since=since, tail_lines=src.log_tail_lines
             )

@@ -200,3 +200,32 @@ def test_evaluation_reports_precision_recall_and_root_cause(harness, home):
     assert result.overall.recall >= 0.75 and result.overall.precision >= 0.75
     assert result.overall.root_cause_accuracy is not None
     assert "precision" in result.table.lower()
+
+
+def test_an_unreachable_cluster_is_a_partial_result(harness, home):
+    """A Kubernetes API that stays down is named in `missing`; the run still completes."""
+    from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
+
+    from tasks.kubernetes import fetch_k8s_pods
+
+    fetch_k8s_pods.retry_delay_seconds = 0
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "ops", "user": {"token": CANARY}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "ops"}}],
+    }
+    KubernetesCredentials(
+        cluster_config=KubernetesClusterConfig(config=kubeconfig, context_name="down")
+    ).save("k8s-down", overwrite=True)
+    report = detect_incidents(
+        kubernetes=[{"credentials_block": "k8s-down", "namespace": "shop"}],
+        scenario=["bad_rollout"],
+        scenario_lines=4000,
+    )
+    assert report.partial
+    assert any(m.startswith("kubernetes[0] pods") for m in report.missing)
+    assert not any(s.source == "kubernetes[0] logs" for s in report.sources)
+    assert CANARY not in report.model_dump_json()
