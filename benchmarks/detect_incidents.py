@@ -4,7 +4,7 @@ peak memory, next to a naive baseline that embeds every log line.
 Each variant runs in its own process (so its peak RSS is its own), on the same
 generated scenario (bad_rollout + db_connection_exhaustion, seed 11):
 
-  opsflow  tasks.incident_pipeline.run_pipeline: templates -> embed unique templates ->
+  opsflow  tasks.incidents.pipeline.run_pipeline: templates -> embed unique templates ->
            HDBSCAN -> anomaly ensemble -> correlation -> suggestions. The embedding cache
            starts empty (a cold run), so the model load and every template embedding count.
   naive    the same model embedding every log line (no template mining), the step that
@@ -41,9 +41,9 @@ def peak_rss_mb() -> float:
 
 
 def run_opsflow(lines: int, cache: Path) -> dict:
-    from tasks.embeddings import TemplateEmbedder
-    from tasks.incident_pipeline import run_pipeline
-    from tasks.scenarios import generate
+    from samples.scenarios import generate
+    from tasks.incidents.embeddings import TemplateEmbedder
+    from tasks.incidents.pipeline import run_pipeline
 
     scenario = generate(SCENARIOS, seed=SEED, lines=lines)
     start = time.perf_counter()
@@ -54,7 +54,7 @@ def run_opsflow(lines: int, cache: Path) -> dict:
         embedder=TemplateEmbedder(cache_dir=cache),
     )
     seconds = time.perf_counter() - start
-    from tasks.evaluation import evaluate
+    from tasks.incidents.evaluation import evaluate
 
     score = evaluate(result.incidents, result.signals, scenario.truth)
     return {
@@ -71,8 +71,8 @@ def run_opsflow(lines: int, cache: Path) -> dict:
 
 
 def run_naive(lines: int, limit: int) -> dict:
-    from tasks.embeddings import load_model
-    from tasks.scenarios import generate
+    from samples.scenarios import generate
+    from tasks.incidents.embeddings import load_model
 
     scenario = generate(SCENARIOS, seed=SEED, lines=lines)
     messages = [e.message for e in scenario.events if e.kind == "log"]

@@ -4,7 +4,7 @@ Generates an AWS "FOCUS 1.0 with AWS columns" CSV (48 columns, the sample genera
 data at scale, with its planted bad rows) in a temporary folder (not timed), then
 times, each variant in a fresh subprocess so that its peak RSS is its own:
 
-  opsflow  tasks.focus.iter_normalized + tasks.cost_dataset (the flow's own writer)
+  opsflow  tasks.costs.normalize.iter_normalized + tasks.costs.dataset (the flow's own writer)
   naive    pandas.read_csv (default C engine, all columns as text) + the same
            conversions row by row with DataFrame.apply(axis=1) + DataFrame.to_parquet
 
@@ -45,7 +45,7 @@ def write_batches(batches, path: Path) -> int:
     The same transaction ``collect-costs`` uses: per (partition, source) Parquet files,
     then one atomic manifest swap.
     """
-    from tasks.cost_dataset import CostDataset
+    from tasks.costs.dataset import CostDataset
 
     with CostDataset(path).replacing() as tx:
         for batch in batches:
@@ -54,7 +54,7 @@ def write_batches(batches, path: Path) -> int:
 
 
 def run_opsflow(src: Path, dest: Path) -> dict:
-    from tasks.focus import iter_normalized
+    from tasks.costs.normalize import iter_normalized
 
     quarantined = 0
 
@@ -69,11 +69,11 @@ def run_opsflow(src: Path, dest: Path) -> dict:
 
 
 def _naive_row_normalizer():
-    """A row -> normalized row function doing the same conversions as tasks.focus."""
+    """A row -> normalized row function doing the same conversions as tasks.costs.normalize."""
     import pandas as pd
 
-    from tasks import focus as f
-    from tasks import focus_schema as fs
+    from tasks.costs import focus_schema as fs
+    from tasks.costs import normalize as f
 
     positions: dict[str, str] = {}
     nulls = set(f.NULL_SPELLINGS)
@@ -150,7 +150,7 @@ def _naive_row_normalizer():
 def run_naive(src: Path, dest: Path) -> dict:
     import pandas as pd
 
-    from tasks import focus_schema as fs
+    from tasks.costs import focus_schema as fs
 
     df = pd.read_csv(src, dtype=str, keep_default_na=False)
     normalize_row, bind = _naive_row_normalizer()
@@ -194,7 +194,7 @@ def make_input(rows: int, full: Path, part: Path) -> None:
     """A ``rows``-row AWS FOCUS CSV and its first ``SLICE_ROWS`` rows as a second file."""
     import pyarrow.csv as pacsv
 
-    from tasks import focus_samples as samples
+    from samples import focus_exports as samples
 
     start, end = samples.SAMPLE_START, samples.SAMPLE_END
     per_scale = samples.generate_export("aws", start, end).num_rows

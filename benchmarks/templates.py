@@ -1,6 +1,6 @@
 """Template mining: opsflow's miner against Drain3, on accuracy and on speed.
 
-Accuracy: group accuracy (GA, ``tasks.templates.group_accuracy``) on the eight Loghub-2k
+Accuracy: group accuracy (GA, ``tasks.incidents.templates.group_accuracy``) on the eight Loghub-2k
 systems in ``--data`` (``<System>/<System>_2k.log_structured_corrected.csv``: ``Content``
 in, ``EventId`` as truth), every system with one default configuration for each tool.
 opsflow's GA is given for the ids as ``add`` returned them (``online``) and after
@@ -10,7 +10,7 @@ Speed: masking + mining of ``--lines`` lines (default 1,000,000): Loghub lines d
 random (fixed seed) with every number changed (new digits; a quarter of free-standing
 counts one digit longer or shorter). The file is written first (not timed); each tool
 then reads it line by line in its own fresh process, so its peak RSS is its own.
-opsflow runs twice: as configured (lines looked up by shape, see ``tasks.templates``) and
+opsflow runs twice: as configured (lines looked up by shape, see ``tasks.incidents.templates``) and
 with ``cache_by_shape=False`` (every line masked; cache by masked text).
 
 Drain3 0.9.11 runs from its own venv (``benchmarks/.venv-drain3``, created on first use:
@@ -123,7 +123,7 @@ def peak_rss_mb() -> float:
 
 
 def run_opsflow(path: Path, cache_by_shape: bool = True) -> dict:
-    from tasks.templates import TemplateMiner
+    from tasks.incidents.templates import TemplateMiner
 
     miner = TemplateMiner(cache_by_shape=cache_by_shape)
     add = miner.add
@@ -155,7 +155,7 @@ def measure(command: list[str]) -> dict:
 
 def accuracy(data: Path, python: Path, workdir: Path) -> list[tuple[str, float, float, float]]:
     """(system, opsflow GA, opsflow online GA, Drain3 GA) per system."""
-    from tasks.templates import TemplateMiner, group_accuracy
+    from tasks.incidents.templates import TemplateMiner, group_accuracy
 
     systems = [(s, *load_system(data, s)) for s in SYSTEMS]
     files = []

@@ -6,7 +6,7 @@ this block holds a service principal (or nothing, to use ``DefaultAzureCredentia
 managed identity, environment, Azure CLI) plus the cloud's endpoints.
 
 Clients built here have the Azure SDK's own retries turned off (``retry_total=0``):
-opsflow retries a failed call once, at the task level (``tasks.retry``).
+opsflow retries a failed call once, at the task level (``tasks.common.retry``).
 """
 
 from __future__ import annotations

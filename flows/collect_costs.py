@@ -27,20 +27,20 @@ from prefect.context import FlowRunContext
 from pydantic import AfterValidator, BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
-from opsflow.atomic import write_text_atomic
-from opsflow.paths import data_dir, reports_dir
-from tasks.aws_costs import aws_cost_slices, fetch_aws_costs
-from tasks.azure_costs import fetch_azure_costs
-from tasks.charts import line_chart_svg, svg_data_uri
-from tasks.cost_analysis import CostSummary, summarize, window_start
-from tasks.cost_dataset import CostDataset
-from tasks.export_files import local_export
-from tasks.focus import iter_normalized
-from tasks.focus_samples import bundled_export_paths
-from tasks.gcp_costs import fetch_gcp_costs
-from tasks.rate_limits import configure_rate_limits, ensure_limit
-from tasks.recommend import Recommendation, commitment_as_of, recommend_commitments
-from tasks.retry import failure_reason, retry_on_transient
+from samples.focus_exports import bundled_export_paths
+from tasks.common.atomic import write_text_atomic
+from tasks.common.charts import line_chart_svg, svg_data_uri
+from tasks.common.paths import data_dir, reports_dir
+from tasks.common.rate_limits import configure_rate_limits, ensure_limit
+from tasks.common.retry import failure_reason, retry_on_transient
+from tasks.costs.analysis import CostSummary, summarize, window_start
+from tasks.costs.aws import aws_cost_slices, fetch_aws_costs
+from tasks.costs.azure import fetch_azure_costs
+from tasks.costs.dataset import CostDataset
+from tasks.costs.exports import local_export
+from tasks.costs.gcp import fetch_gcp_costs
+from tasks.costs.normalize import iter_normalized
+from tasks.inventory.rules import Recommendation, commitment_as_of, recommend_commitments
 
 TOP_COSTS_KEY = "collect-costs-top-costs"
 RECOMMENDATIONS_KEY = "collect-costs-recommendations"

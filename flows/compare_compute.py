@@ -9,8 +9,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from tasks.catalog import PROVIDERS, Catalog, Provider, load_catalog
-from tasks.compute import (
+from tasks.pricing.catalog import PROVIDERS, Catalog, Provider, load_catalog
+from tasks.pricing.compute import (
     GEOS,
     ComputeOption,
     ComputeRequest,
@@ -20,7 +20,7 @@ from tasks.compute import (
     recommend,
     resolve_regions,
 )
-from tasks.gpu import normalize_gpu
+from tasks.pricing.gpu import normalize_gpu
 
 TABLE_KEY = "compare-compute-options"
 SUMMARY_KEY = "compare-compute-summary"

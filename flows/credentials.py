@@ -2,7 +2,7 @@
 
 Flow parameters carry block *names*, never secrets. A wrong name is bad input: it is
 rejected, naming the parameter, before any outside call. The secret values a block
-holds are collected so failure reasons can mask them (``tasks.retry.one_line_reason``).
+holds are collected so failure reasons can mask them (``tasks.common.retry.one_line_reason``).
 """
 
 from __future__ import annotations

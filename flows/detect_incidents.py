@@ -1,7 +1,7 @@
 """Detect and correlate incidents across Kubernetes, Sentry, CloudWatch and Grafana.
 
 Each source is a retried task mapping its API into one event model and one metric
-model (``tasks.telemetry``). The pipeline (``tasks.incident_pipeline``) mines log
+model (``tasks.telemetry.model``). The pipeline (``tasks.incidents.pipeline``) mines log
 templates, embeds and clusters the unique templates, scores anomalies with a weighted
 ensemble, joins anomalies that share an entity or meaning within a time window into
 incidents, names a probable root cause and attaches remediation suggestions. Nothing
@@ -20,20 +20,14 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
-from opsflow.atomic import write_text_atomic
-from opsflow.paths import reports_dir
-from tasks.anomaly import AnomalyConfig, detect_signals
-from tasks.charts import svg_data_uri, timeline_svg
-from tasks.cloudwatch import (
-    MetricQuery,
-    fetch_cloudwatch_alarm_history,
-    fetch_cloudwatch_alarms,
-    fetch_cloudwatch_logs,
-    fetch_cloudwatch_metrics,
-)
-from tasks.embeddings import TemplateEmbedder
-from tasks.grafana import fetch_grafana_annotations, query_grafana_datasource
-from tasks.incident_pipeline import (
+from samples.scenarios import SCENARIO_NAMES, generate
+from tasks.common.atomic import write_text_atomic
+from tasks.common.charts import svg_data_uri, timeline_svg
+from tasks.common.paths import reports_dir
+from tasks.common.retry import failure_reason
+from tasks.incidents.anomaly import AnomalyConfig, detect_signals
+from tasks.incidents.embeddings import TemplateEmbedder
+from tasks.incidents.pipeline import (
     MinedTemplates,
     TemplateSpace,
     correlate_and_suggest,
@@ -41,19 +35,25 @@ from tasks.incident_pipeline import (
     mine_templates,
     signal_embeddings,
 )
-from tasks.kubernetes import (
+from tasks.incidents.signals import AnomalySignal, Incident
+from tasks.telemetry.cloudwatch import (
+    MetricQuery,
+    fetch_cloudwatch_alarm_history,
+    fetch_cloudwatch_alarms,
+    fetch_cloudwatch_logs,
+    fetch_cloudwatch_metrics,
+)
+from tasks.telemetry.files import read_events_jsonl, read_metrics_csv
+from tasks.telemetry.grafana import fetch_grafana_annotations, query_grafana_datasource
+from tasks.telemetry.kubernetes import (
     fetch_k8s_events,
     fetch_k8s_logs,
     fetch_k8s_metrics,
     fetch_k8s_nodes,
     fetch_k8s_pods,
 )
-from tasks.retry import failure_reason
-from tasks.scenarios import SCENARIO_NAMES, generate
-from tasks.sentry import fetch_sentry_issues
-from tasks.signals import AnomalySignal, Incident
-from tasks.telemetry import Event, MetricSeries
-from tasks.telemetry_files import read_events_jsonl, read_metrics_csv
+from tasks.telemetry.model import Event, MetricSeries
+from tasks.telemetry.sentry import fetch_sentry_issues
 
 REPORT_KEY = "detect-incidents-report"
 SUGGESTIONS_KEY = "detect-incidents-suggestions"
@@ -417,7 +417,7 @@ def detect_incidents(
 
 
 def _rank(incident: Incident) -> tuple:
-    from tasks.telemetry import SEVERITY_RANK
+    from tasks.telemetry.model import SEVERITY_RANK
 
     return (-SEVERITY_RANK[incident.severity], -incident.confidence, incident.start)
 

@@ -10,11 +10,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from tasks.anomaly import AnomalyConfig
-from tasks.embeddings import TemplateEmbedder
-from tasks.evaluation import Report, ScenarioScore, evaluate
-from tasks.incident_pipeline import run_pipeline
-from tasks.scenarios import SCENARIO_NAMES, generate
+from samples.scenarios import SCENARIO_NAMES, generate
+from tasks.incidents.anomaly import AnomalyConfig
+from tasks.incidents.embeddings import TemplateEmbedder
+from tasks.incidents.evaluation import Report, ScenarioScore, evaluate
+from tasks.incidents.pipeline import run_pipeline
 
 TABLE_KEY = "evaluate-incidents-scores"
 SUMMARY_KEY = "evaluate-incidents-summary"

@@ -11,12 +11,18 @@ from prefect_gcp import GcpCredentials
 from pydantic import BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
-from tasks.aws import AWS_SOURCE, fetch_aws_prices
-from tasks.azure import AZURE_RETAIL_ENDPOINT, AZURE_SOURCE, fetch_azure_prices
-from tasks.catalog import PROVIDERS, Provider, ProviderCatalog, load_catalog, write_catalog_version
-from tasks.gcp import GCP_BILLING_ENDPOINT, GCP_SOURCE, fetch_gcp_prices
-from tasks.prices import PriceChange, biggest_changes, merge_prices, refresh_scope
-from tasks.retry import failure_reason, one_line_reason
+from tasks.common.retry import failure_reason, one_line_reason
+from tasks.pricing.aws import AWS_SOURCE, fetch_aws_prices
+from tasks.pricing.azure import AZURE_RETAIL_ENDPOINT, AZURE_SOURCE, fetch_azure_prices
+from tasks.pricing.catalog import (
+    PROVIDERS,
+    Provider,
+    ProviderCatalog,
+    load_catalog,
+    write_catalog_version,
+)
+from tasks.pricing.gcp import GCP_BILLING_ENDPOINT, GCP_SOURCE, fetch_gcp_prices
+from tasks.pricing.prices import PriceChange, biggest_changes, merge_prices, refresh_scope
 
 CHANGES_ARTIFACT_KEY = "refresh-price-catalog-changes"
 SUMMARY_ARTIFACT_KEY = "refresh-price-catalog-summary"

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from flows.approval import request_approval
 from flows.credentials import load_block
-from tasks.k8s_actions import ActionPlan, ActionResult, plan_action, run_action
-from tasks.signals import Suggestion
+from tasks.incidents.k8s_actions import ActionPlan, ActionResult, plan_action, run_action
+from tasks.incidents.signals import Suggestion
 
 PLAN_KEY = "remediate-plan"
 RESULT_KEY = "remediate-result"

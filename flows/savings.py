@@ -9,10 +9,7 @@ dataset, for commitments) into recommendations ranked by monthly saving.
 
 from __future__ import annotations
 
-import functools
-import json
 from datetime import UTC, datetime, timedelta
-from importlib import resources as importlib_resources
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -21,25 +18,25 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
-from tasks.aws_resources import collect_aws_resources
-from tasks.azure_resources import collect_azure_resources
-from tasks.cost_dataset import CostDataset
-from tasks.gcp_resources import collect_gcp_resources
-from tasks.recommend import (
+from samples.inventory import SOURCE_NAME, sample_inventory, snapshot_time
+from tasks.common.retry import failure_reason
+from tasks.costs.dataset import CostDataset
+from tasks.inventory.aws import collect_aws_resources
+from tasks.inventory.azure import collect_azure_resources
+from tasks.inventory.gcp import collect_gcp_resources
+from tasks.inventory.model import Resource
+from tasks.inventory.rules import (
     Recommendation,
     commitment_as_of,
     optimization_scores,
     recommend_commitments,
     recommend_resources,
 )
-from tasks.resource_prices import price_resources
-from tasks.resources import Resource
-from tasks.retry import failure_reason
+from tasks.pricing.resource_prices import price_resources
 
 INVENTORY_KEY = "collect-resources-inventory"
 RECOMMENDATIONS_KEY = "recommend-savings-recommendations"
 SUMMARY_KEY = "recommend-savings-summary"
-SAMPLE_INVENTORY = "sample_inventory.json"
 COMMITMENT_LOOKBACK_DAYS = 30  # days of on-demand compute spend a commitment is judged on
 
 
@@ -76,6 +73,10 @@ class ResourceInventory(BaseModel):
     """Result of ``collect_resources``."""
 
     collected_at: datetime
+    as_of: datetime = Field(
+        description="When the resources were in this state: now for a live collection, "
+        "the snapshot time for the bundled sample"
+    )
     resources: list[Resource]
     sources: list[InventorySource]
     partial: bool
@@ -97,16 +98,6 @@ class SavingsReport(BaseModel):
     partial: bool
     missing: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-
-
-@functools.cache
-def _sample_document() -> dict:
-    return json.loads(importlib_resources.files("tasks").joinpath(SAMPLE_INVENTORY).read_text())
-
-
-def sample_inventory() -> list[Resource]:
-    """The bundled inventory (three clouds, with planted waste) used with no source set."""
-    return [Resource.model_validate(r) for r in _sample_document()["resources"]]
 
 
 @task(name="price-resources", cache_policy=NO_CACHE, persist_result=False)
@@ -169,10 +160,12 @@ def collect_resources(
 
     found: list[Resource] = []
     sources: list[InventorySource] = []
+    collected_at = as_of = datetime.now(UTC)
     if not jobs:
         found = sample_inventory()
+        as_of = snapshot_time()
         sources.append(
-            InventorySource(source="bundled sample", status="collected", resources=len(found))
+            InventorySource(source=SOURCE_NAME, status="collected", resources=len(found))
         )
         notes.append("No resource source configured: the bundled sample inventory was used.")
     for name, future in jobs:
@@ -188,7 +181,8 @@ def collect_resources(
     priced = price_inventory(found)
     failed = [s for s in sources if s.status == "failed"]
     inventory = ResourceInventory(
-        collected_at=datetime.now(UTC),
+        collected_at=collected_at,
+        as_of=as_of,
         resources=priced,
         sources=sources,
         partial=bool(failed),
@@ -267,7 +261,7 @@ def recommend_savings(
     """Rank right-sizing, idle-resource, commitment and tagging savings across clouds.
 
     Collects the inventory (``collect-resources`` as a subflow), applies the rules of
-    ``tasks.recommend`` and, when the cost dataset has data, estimates commitments from
+    ``tasks.inventory.rules`` and, when the cost dataset has data, estimates commitments from
     steady on-demand compute spend. Nothing is changed: every recommendation carries the
     exact action, its risk and the evidence, for a person to apply.
 
@@ -300,7 +294,7 @@ def recommend_savings(
         cpu_avg_threshold=cpu_avg_threshold,
         cpu_peak_threshold=cpu_peak_threshold,
         stopped_days=stopped_days,
-        now=_inventory_now(inventory),
+        now=inventory.as_of,
     )
     notes = list(inventory.notes)
     if include_commitments:
@@ -352,10 +346,3 @@ def recommend_savings(
         f"~${report.estimated_monthly_saving:,.2f}/month"
     )
     return report
-
-
-def _inventory_now(inventory: ResourceInventory) -> datetime:
-    """The bundled sample is frozen in time: judge it at its own snapshot date."""
-    if inventory.sources and inventory.sources[0].source == "bundled sample":
-        return datetime.fromisoformat(_sample_document()["snapshot"])
-    return inventory.collected_at

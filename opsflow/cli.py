@@ -17,9 +17,9 @@ import time
 import click
 
 from opsflow import environment, local_server
-from opsflow.atomic import write_text_atomic
-from opsflow.paths import data_dir
 from opsflow.templates_cli import templates
+from tasks.common.atomic import write_text_atomic
+from tasks.common.paths import data_dir
 
 
 def _fail(message: str, code: int = 1) -> None:

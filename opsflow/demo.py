@@ -12,7 +12,7 @@ import os
 from flows.compare_compute import ComputeComparison, render_markdown
 from mcp_bridge import runs
 from opsflow.local_server import ServeState
-from opsflow.paths import data_dir, reports_dir
+from tasks.common.paths import data_dir, reports_dir
 
 SAMPLES = [
     (

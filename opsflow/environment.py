@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from opsflow.paths import data_dir, prefect_home, results_dir
+from tasks.common.paths import data_dir, prefect_home, results_dir
 
 
 def local_database_url() -> str:

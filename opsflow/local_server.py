@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from opsflow.atomic import write_text_atomic
-from opsflow.paths import data_dir
+from tasks.common.atomic import write_text_atomic
+from tasks.common.paths import data_dir
 
 DEFAULT_PORT = 4200
 HEALTH_TIMEOUT_SECONDS = 120.0

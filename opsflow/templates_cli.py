@@ -1,7 +1,7 @@
 """``opsflow templates``: the template of every line of a log file, as a CSV.
 
 Streams: the input is read once, line by line (or CSV row by row), through
-``tasks.templates.TemplateMiner``; rows go to a temporary file beside the output. A second
+``tasks.incidents.templates.TemplateMiner``; rows go to a temporary file beside the output. A second
 pass over that file writes each row's final template (ids merged while mining resolved,
 texts as generalized by the end) and renames it onto ``--output``, so the output is never
 half written. Memory holds the templates, not the lines.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from opsflow.atomic import atomic_open
+from tasks.common.atomic import atomic_open
 
 PLAIN_SUFFIXES = {".log", ".txt"}
 OUTPUT_COLUMNS = ("line", "template_id", "template")
@@ -67,7 +67,7 @@ def read_messages(path: Path, column: str | None) -> Iterator[tuple[int, str]]:
 
 
 def _load_miner(state_path: Path | None):
-    from tasks.templates import TemplateMiner
+    from tasks.incidents.templates import TemplateMiner
 
     if state_path is None or not state_path.exists():
         return TemplateMiner()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.signals import AnomalySignal
+from tasks.incidents.signals import AnomalySignal
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NS = "namespace:shop"

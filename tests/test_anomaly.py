@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tasks.anomaly import AnomalyConfig, DetectorSettings, adaptive_threshold, detect_signals
-from tasks.signals import AnomalySignal
-from tasks.telemetry import Event, MetricSeries
+from tasks.incidents.anomaly import (
+    AnomalyConfig,
+    DetectorSettings,
+    adaptive_threshold,
+    detect_signals,
+)
+from tasks.incidents.signals import AnomalySignal
+from tasks.telemetry.model import Event, MetricSeries
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 BASELINE_END = T0 + timedelta(minutes=60)
@@ -435,8 +440,8 @@ def test_a_paraphrase_of_a_baseline_error_is_not_new_when_clustered_together():
 
 
 def test_semantic_clusters_from_the_real_model_decide_novelty(tmp_path):
-    from tasks.clustering import cluster_templates
-    from tasks.embeddings import TemplateEmbedder
+    from tasks.incidents.clustering import cluster_templates
+    from tasks.incidents.embeddings import TemplateEmbedder
 
     texts = {
         11: "connection refused to db <*>",

@@ -1,4 +1,4 @@
-"""AWS Cost Explorer collection (tasks.aws_costs): the FOCUS mapping alone, then the task
+"""AWS Cost Explorer collection (tasks.costs.aws): the FOCUS mapping alone, then the task
 against moto (results queued via /moto-api/static/ce/cost-and-usage-results) behind a
 local recording proxy that also answers GetDimensionValues (moto 5.2 does not implement
 it) and injects throttling / access-denied errors.
@@ -16,7 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 from prefect_aws import AwsCredentials
 
-from tasks.aws_costs import (
+from tasks.common.retry import RETRIES, one_line_reason, retry_on_transient
+from tasks.costs.aws import (
     aws_cost_slices,
     ce_filter,
     ce_group_by,
@@ -26,8 +27,7 @@ from tasks.aws_costs import (
     service_category,
     source_id,
 )
-from tasks.focus_schema import REQUIRED, SCHEMA
-from tasks.retry import RETRIES, one_line_reason, retry_on_transient
+from tasks.costs.focus_schema import REQUIRED, SCHEMA
 from tests.conftest import task_run_count
 from tests.servers.aws_cost_explorer import (
     MOTO_ACCOUNT,

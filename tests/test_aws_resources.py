@@ -1,4 +1,4 @@
-"""AWS inventory (tasks.aws_resources): the mapping and metric summaries alone, then the
+"""AWS inventory (tasks.inventory.aws): the mapping and metric summaries alone, then the
 task against moto with real EC2/EBS/EIP/NAT resources and CloudWatch datapoints.
 
 The moto server is shared by the whole test session, so the integration test works in
@@ -13,8 +13,9 @@ import boto3
 import pytest
 from prefect_aws import AwsCredentials
 
-from tasks import aws_resources
-from tasks.aws_resources import (
+from tasks.common.retry import RETRIES, retry_on_transient
+from tasks.inventory import aws as aws_resources
+from tasks.inventory.aws import (
     address_resource,
     collect_aws_resources,
     instance_resource,
@@ -25,9 +26,8 @@ from tasks.aws_resources import (
     summarize_metric,
     volume_resource,
 )
-from tasks.resource_prices import price_resources
-from tasks.resources import Resource
-from tasks.retry import RETRIES, retry_on_transient
+from tasks.inventory.model import Resource
+from tasks.pricing.resource_prices import price_resources
 from tests.servers.aws_pricing import AwsPricingServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted:UserWarning")

@@ -20,10 +20,10 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from google.api_core import exceptions as gx
 
 from blocks.azure import AzureCredentials
-from tasks import azure_costs as az
-from tasks import gcp_costs as gc
-from tasks.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, provider_key
-from tasks.retry import RETRIES, is_transient, retry_on_transient
+from tasks.common.retry import RETRIES, is_transient, retry_on_transient
+from tasks.costs import azure as az
+from tasks.costs import gcp as gc
+from tasks.costs.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, provider_key
 from tests.conftest import task_run_count
 from tests.servers.azure_arm import AzureArmServer, arm_error
 from tests.servers.bigquery import BigQueryServer, google_error
@@ -326,7 +326,7 @@ def test_azure_retry_classification():
     assert not is_transient(CredentialUnavailableError("no identity"))
     assert is_transient(ServiceRequestError("refused"))
     assert is_transient(ServiceResponseError("reset"))
-    assert is_transient(gx.ServiceUnavailable("down"))  # falls back to tasks.retry
+    assert is_transient(gx.ServiceUnavailable("down"))  # falls back to tasks.common.retry
     assert not is_transient(ValueError("bad"))
     task = az.fetch_azure_costs
     assert task.retries == RETRIES and task.retry_condition_fn is retry_on_transient

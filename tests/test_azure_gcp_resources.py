@@ -14,9 +14,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from google.api_core import exceptions as gx
 
 from blocks.azure import AzureCredentials
-from tasks import azure_resources as ar
-from tasks import gcp_resources as gr
-from tasks.retry import RETRIES, retry_on_transient
+from tasks.common.retry import RETRIES, retry_on_transient
+from tasks.inventory import azure as ar
+from tasks.inventory import gcp as gr
 from tests.conftest import task_run_count
 from tests.servers.azure_arm import AzureArmServer, arm_error, disk, instance_view, vm
 from tests.servers.bigquery import google_error

@@ -121,7 +121,7 @@ def test_failed_run_exits_non_zero_with_the_failure(tmp_path):
 
 def test_run_collect_costs_on_a_downloaded_export(tmp_path):
     """What a person does with an export they downloaded: exactly that file, result JSON."""
-    from tasks.focus_samples import bundled_export_paths
+    from samples.focus_exports import bundled_export_paths
 
     export = next(p for p in bundled_export_paths() if "azure" in p.name)
     local = tmp_path / "downloaded-focus.csv"

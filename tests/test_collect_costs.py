@@ -19,9 +19,9 @@ from flows.collect_costs import (
     CostCollection,
     collect_costs,
 )
-from tasks.cost_dataset import CostDataset
-from tasks.focus import QUARANTINE_CODES
-from tasks.focus_samples import bundled_export_paths
+from samples.focus_exports import bundled_export_paths
+from tasks.costs.dataset import CostDataset
+from tasks.costs.normalize import QUARANTINE_CODES
 from tests.servers.aws_cost_explorer import CostExplorerProxy, day, group, queue_ce
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -38,8 +38,8 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    from tasks.aws_costs import aws_cost_slices, fetch_aws_costs
-    from tasks.azure_costs import fetch_azure_costs
+    from tasks.costs.aws import aws_cost_slices, fetch_aws_costs
+    from tasks.costs.azure import fetch_azure_costs
 
     for t in (fetch_aws_costs, aws_cost_slices, fetch_azure_costs):
         monkeypatch.setattr(t, "retry_delay_seconds", 0)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tasks.catalog import Catalog, ProviderCatalog
-from tasks.compute import ComputeRequest, match_options, recommend, resolve_regions
-from tasks.gpu import normalize_gpu
+from tasks.pricing.catalog import Catalog, ProviderCatalog
+from tasks.pricing.compute import ComputeRequest, match_options, recommend, resolve_regions
+from tasks.pricing.gpu import normalize_gpu
 
 
 def _catalog() -> Catalog:

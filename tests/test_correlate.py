@@ -1,4 +1,5 @@
-"""Correlation of anomaly signals into incidents (tasks.correlate) on hand-built signal sets.
+"""Correlation of anomaly signals into incidents (tasks.incidents.correlation) on hand-built
+signal sets.
 
 Vectors are hand-made unit vectors where the test is about the grouping logic; one test
 embeds real titles with all-MiniLM-L6-v2 to check the default threshold joins
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.correlate import (
+from tasks.incidents.correlation import (
     confidence,
     correlate,
     dependency_edges,

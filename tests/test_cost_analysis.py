@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from tasks.charts import line_chart_svg, svg_data_uri
-from tasks.cost_analysis import detect_anomalies, summarize, to_frame
-from tasks.focus_schema import SCHEMA
+from tasks.common.charts import line_chart_svg, svg_data_uri
+from tasks.costs.analysis import detect_anomalies, summarize, to_frame
+from tasks.costs.focus_schema import SCHEMA
 
 
 def rows_table(rows: list[dict]) -> pa.Table:

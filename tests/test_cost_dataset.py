@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tasks import cost_dataset as cd
-from tasks.cost_dataset import ConcurrentWriteError, CostDataset, conform_table
-from tasks.focus_schema import SCHEMA, SOURCE_COLUMN
+from tasks.costs import dataset as cd
+from tasks.costs.dataset import ConcurrentWriteError, CostDataset, conform_table
+from tasks.costs.focus_schema import SCHEMA, SOURCE_COLUMN
 
 OCT = [date(2026, 10, d) for d in range(1, 32)]
 NOV = [date(2026, 11, d) for d in range(1, 31)]

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clustering import cluster_templates, clustering_quality, words
-from tasks.embeddings import EMBEDDING_DIM, TemplateEmbedder, render_for_model
+from tasks.incidents.clustering import cluster_templates, clustering_quality, words
+from tasks.incidents.embeddings import EMBEDDING_DIM, TemplateEmbedder, render_for_model
 
 LOGHUB = Path("/work/shared/data/loghub-2k")
 

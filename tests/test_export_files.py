@@ -22,8 +22,8 @@ import boto3
 import httpx
 import pytest
 
-from tasks.export_files import block_location, local_export, safe_location, storage_options
-from tasks.retry import is_transient, one_line_reason
+from tasks.common.retry import is_transient, one_line_reason
+from tasks.costs.exports import block_location, local_export, safe_location, storage_options
 from tests.servers import LocalServer, Seen
 from tests.servers.azure_blob import AzureBlobServer
 from tests.servers.gcp_catalog import new_rsa_key, service_account_info

@@ -1,4 +1,5 @@
-"""The FOCUS normalizer (tasks.focus) and the sample export generator (tasks.focus_samples).
+"""The FOCUS normalizer (tasks.costs.normalize) and the sample export generator
+(samples.focus_exports).
 
 Unit tests build small tables with one kind of mess each; the bundled files are checked
 against what the generator says it planted; formats (CSV, gzip CSV, Parquet) must give
@@ -27,9 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import focus_samples as samples
-from tasks import focus_schema as fs
-from tasks.focus import (
+from samples import focus_exports as samples
+from tasks.costs import focus_schema as fs
+from tasks.costs.normalize import (
     QUARANTINE_SCHEMA,
     FocusReadError,
     iter_normalized,

@@ -14,7 +14,7 @@ import pytest
 
 from flows.detect_incidents import REPORT_KEY, SUGGESTIONS_KEY, IncidentReport, detect_incidents
 from flows.evaluate_incidents import evaluate_incidents
-from tasks.scenarios import generate, write_scenario
+from samples.scenarios import generate, write_scenario
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -145,7 +145,7 @@ def test_live_cloudwatch_and_sentry_with_a_source_down(harness, home, moto_url, 
             "sentry-down", overwrite=True
         )
         caplog.set_level(logging.DEBUG)
-        from tasks.sentry import fetch_sentry_issues
+        from tasks.telemetry.sentry import fetch_sentry_issues
 
         fetch_sentry_issues.retry_delay_seconds = 0
         report = detect_incidents(
@@ -206,7 +206,7 @@ def test_an_unreachable_cluster_is_a_partial_result(harness, home):
     """A Kubernetes API that stays down is named in `missing`; the run still completes."""
     from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
 
-    from tasks.kubernetes import fetch_k8s_pods
+    from tasks.telemetry.kubernetes import fetch_k8s_pods
 
     fetch_k8s_pods.retry_delay_seconds = 0
     kubeconfig = {

@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
-from tasks.catalog import PROVIDERS, ProviderCatalog, bundled_path, load_provider
-from tasks.gpu import GPU_MODELS, normalize_gpu
+from tasks.pricing.catalog import PROVIDERS, ProviderCatalog, bundled_path, load_provider
+from tasks.pricing.gpu import GPU_MODELS, normalize_gpu
 
 CATEGORIES = {"general", "compute", "memory", "gpu"}
 REQUIRED_GPUS = {

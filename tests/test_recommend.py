@@ -1,5 +1,5 @@
-"""Pricing (tasks.resource_prices) and the savings rules (tasks.recommend): every rule at
-and around its thresholds, unknown prices, scores, and commitments on synthetic daily
+"""Pricing (tasks.pricing.resource_prices) and the savings rules (tasks.inventory.rules): every
+rule at and around its thresholds, unknown prices, scores, and commitments on synthetic daily
 FOCUS series. Pure logic: no servers, no Prefect."""
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.catalog import (
+from tasks.costs.focus_schema import SCHEMA
+from tasks.inventory.model import MetricSummary, Resource
+from tasks.inventory.rules import (
+    COMMITMENT_PLANS,
+    NAT_IDLE_BYTES,
+    Recommendation,
+    missing_tags,
+    optimization_scores,
+    recommend_commitments,
+    recommend_resources,
+)
+from tasks.pricing.catalog import (
     PROVIDERS,
     Catalog,
     GpuSpec,
@@ -22,24 +33,13 @@ from tasks.catalog import (
     RegionPrice,
     load_provider,
 )
-from tasks.focus_schema import SCHEMA
-from tasks.recommend import (
-    COMMITMENT_PLANS,
-    NAT_IDLE_BYTES,
-    Recommendation,
-    missing_tags,
-    optimization_scores,
-    recommend_commitments,
-    recommend_resources,
-)
-from tasks.resource_prices import (
+from tasks.pricing.resource_prices import (
     GCP_UNUSED_ADDRESS_HOURLY,
     catalog_price,
     price_resources,
     region_geo,
     volume_gib_month,
 )
-from tasks.resources import MetricSummary, Resource
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
 ALL_TAGS = {"owner": "a@example.com", "team": "web", "env": "prod"}

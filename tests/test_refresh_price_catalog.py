@@ -25,10 +25,18 @@ from google.api_core import exceptions as gx
 from google.auth import exceptions as gax
 from prefect.states import Failed
 
-from tasks import aws as aws_mod
-from tasks import azure as azure_mod
-from tasks import gcp as gcp_mod
-from tasks.catalog import (
+from tasks.common.retry import (
+    RETRIES,
+    RETRY_BACKOFF_FACTOR,
+    RETRY_JITTER_FACTOR,
+    is_transient,
+    one_line_reason,
+    retry_on_transient,
+)
+from tasks.pricing import aws as aws_mod
+from tasks.pricing import azure as azure_mod
+from tasks.pricing import gcp as gcp_mod
+from tasks.pricing.catalog import (
     GpuSpec,
     InstanceType,
     ProviderCatalog,
@@ -38,15 +46,7 @@ from tasks.catalog import (
     load_catalog,
     write_catalog_version,
 )
-from tasks.prices import Quote, biggest_changes, merge_prices, refresh_scope
-from tasks.retry import (
-    RETRIES,
-    RETRY_BACKOFF_FACTOR,
-    RETRY_JITTER_FACTOR,
-    is_transient,
-    one_line_reason,
-    retry_on_transient,
-)
+from tasks.pricing.prices import Quote, biggest_changes, merge_prices, refresh_scope
 from tests.conftest import task_run_count
 from tests.servers.aws_pricing import AwsPricingServer, aws_error, ec2_product
 from tests.servers.azure_retail import AzureRetailServer, parse_filter, vm_item
@@ -309,7 +309,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def versions_on_disk() -> set[str]:
-    from opsflow.paths import catalog_dir
+    from tasks.common.paths import catalog_dir
 
     return {p.name for p in (catalog_dir() / "versions").iterdir()}
 

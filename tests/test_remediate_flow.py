@@ -11,7 +11,7 @@ import pytest
 from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
 
 from flows.remediate import PLAN_KEY, remediate
-from tasks.signals import Suggestion
+from tasks.incidents.signals import Suggestion
 from tests.servers.kubernetes_apps import KubernetesAppsServer, deployment
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -1,5 +1,5 @@
-"""Remediation rules (tasks.remediation) per scenario type, and the Kubernetes actions
-(tasks.k8s_actions) end to end: the real ``kubernetes`` client, built from a
+"""Remediation rules (tasks.incidents.remediation) per scenario type, and the Kubernetes actions
+(tasks.incidents.k8s_actions) end to end: the real ``kubernetes`` client, built from a
 prefect-kubernetes ``KubernetesCredentials`` block, against a local apps/v1 server
 (tests/servers/kubernetes_apps.py) that honours ``dryRun=All``.
 """
@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
 
-from tasks.correlate import correlate
-from tasks.k8s_actions import (
+from tasks.common.retry import RETRIES, is_transient
+from tasks.incidents.correlation import correlate
+from tasks.incidents.k8s_actions import (
     ActionError,
     ActionPlan,
     execute_plan,
@@ -23,10 +24,9 @@ from tasks.k8s_actions import (
     run_action,
     scale,
 )
-from tasks.kubernetes import KubernetesApiError, kubernetes_api_client
-from tasks.remediation import RULES, format_quantity, parse_quantity, suggest
-from tasks.retry import RETRIES, is_transient
-from tasks.signals import Suggestion
+from tasks.incidents.remediation import RULES, format_quantity, parse_quantity, suggest
+from tasks.incidents.signals import Suggestion
+from tasks.telemetry.kubernetes import KubernetesApiError, kubernetes_api_client
 from tests.servers.kubernetes_apps import HASH_LABEL, REVISION, KubernetesAppsServer, deployment
 from tests.signal_builders import NS, pod
 from tests.signal_builders import sig as build_signal

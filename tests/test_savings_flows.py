@@ -15,8 +15,8 @@ from flows.savings import (
     SavingsReport,
     collect_resources,
     recommend_savings,
-    sample_inventory,
 )
+from samples.inventory import sample_inventory
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -106,7 +106,7 @@ def test_live_aws_inventory_and_a_region_that_fails(
 ):
     from prefect_aws import AwsCredentials
 
-    from tasks.aws_resources import collect_aws_resources
+    from tasks.inventory.aws import collect_aws_resources
 
     monkeypatch.setattr(collect_aws_resources, "retry_delay_seconds", 0)
     AwsCredentials(

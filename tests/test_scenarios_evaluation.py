@@ -1,5 +1,5 @@
-"""The synthetic incident scenarios (tasks.scenarios) and the evaluation metrics
-(tasks.evaluation): metrics on hand-built predicted/true sets with known answers, then
+"""The synthetic incident scenarios (samples.scenarios) and the evaluation metrics
+(tasks.incidents.evaluation): metrics on hand-built predicted/true sets with known answers, then
 the generator's determinism, sizes, ground truth and files, and the metrics on a
 generated run.
 """
@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tasks.evaluation import Report, evaluate, signal_labels
-from tasks.scenarios import (
+from samples.scenarios import (
     SCENARIO_NAMES,
     SCENARIOS,
     GroundTruth,
@@ -25,8 +24,9 @@ from tasks.scenarios import (
     load_truth,
     write_scenario,
 )
-from tasks.signals import AnomalySignal, Incident
-from tasks.telemetry import SEVERITY_RANK, Event
+from tasks.incidents.evaluation import Report, evaluate, signal_labels
+from tasks.incidents.signals import AnomalySignal, Incident
+from tasks.telemetry.model import SEVERITY_RANK, Event
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

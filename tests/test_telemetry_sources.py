@@ -25,10 +25,9 @@ from pydantic import ValidationError
 
 from blocks.grafana import GrafanaCredentials
 from blocks.sentry import SentryCredentials
-from tasks import cloudwatch, grafana, kubernetes, sentry
-from tasks.retry import is_transient, one_line_reason
-from tasks.telemetry import Event, MetricSeries
-from tasks.telemetry_files import (
+from tasks.common.retry import is_transient, one_line_reason
+from tasks.telemetry import cloudwatch, grafana, kubernetes, sentry
+from tasks.telemetry.files import (
     load_telemetry_files,
     log_severity,
     parse_time,
@@ -37,6 +36,7 @@ from tasks.telemetry_files import (
     write_events_jsonl,
     write_metrics_csv,
 )
+from tasks.telemetry.model import Event, MetricSeries
 from tests.conftest import task_run_count
 from tests.servers import Seen, json_response
 from tests.servers import grafana as gf

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.log_masking import DEFAULT_RULES, Masker, MaskRule, shape
-from tasks.templates import TemplateMiner, group_accuracy, mine, tokenize
+from tasks.incidents.masking import DEFAULT_RULES, Masker, MaskRule, shape
+from tasks.incidents.templates import TemplateMiner, group_accuracy, mine, tokenize
 from tests.conftest import BIN, REPO
 
 LOGHUB = Path(os.environ.get("OPSFLOW_LOGHUB_DIR", "/work/shared/data/loghub-2k"))

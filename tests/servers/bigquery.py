@@ -25,7 +25,7 @@ _QUERIES = re.compile(r"^/bigquery/v2/projects/([^/]+)/queries$")
 _RESULTS = re.compile(r"^/bigquery/v2/projects/([^/]+)/queries/([^/]+)$")
 _JOB = re.compile(r"^/bigquery/v2/projects/([^/]+)/jobs/([^/]+)$")
 
-# The columns tasks.gcp_costs.COST_SQL selects, with their BigQuery types.
+# The columns tasks.costs.gcp.COST_SQL selects, with their BigQuery types.
 COST_SCHEMA = [
     ("usage_date", "DATE"),
     ("billing_account_id", "STRING"),

@@ -1,6 +1,6 @@
 """A local Kubernetes API server speaking the core/v1 and metrics.k8s.io/v1beta1 shapes.
 
-Serves what ``tasks.kubernetes`` calls, with bearer-token auth (401 ``Status``
+Serves what ``tasks.telemetry.kubernetes`` calls, with bearer-token auth (401 ``Status``
 otherwise), chunked lists (``limit`` / ``metadata.continue``), label selectors
 (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, ``k in (a,b)``, ``k notin (a,b)``) and field
 selectors (``path=v``, ``path!=v`` on dotted paths such as ``spec.nodeName``):

@@ -1,4 +1,4 @@
-"""A local Kubernetes API server for the ``apps/v1`` calls ``tasks.k8s_actions`` makes.
+"""A local Kubernetes API server for the ``apps/v1`` calls ``tasks.incidents.k8s_actions`` makes.
 
 Speaks the documented shapes (https://kubernetes.io/docs/reference/kubernetes-api/
 workload-resources/deployment-v1/) to the real ``kubernetes`` client:
