@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
 
+from tasks.clouds.kubernetes import KubernetesApiError, kubernetes_api_client
 from tasks.common.retry import RETRIES, is_transient
 from tasks.incidents.correlation import correlate
 from tasks.incidents.k8s_actions import (
@@ -26,7 +27,6 @@ from tasks.incidents.k8s_actions import (
 )
 from tasks.incidents.remediation import RULES, format_quantity, parse_quantity, suggest
 from tasks.incidents.signals import Suggestion
-from tasks.telemetry.kubernetes import KubernetesApiError, kubernetes_api_client
 from tests.servers.kubernetes_apps import HASH_LABEL, REVISION, KubernetesAppsServer, deployment
 from tests.signal_builders import NS, pod
 from tests.signal_builders import sig as build_signal

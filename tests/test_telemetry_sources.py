@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from blocks.grafana import GrafanaCredentials
 from blocks.sentry import SentryCredentials
+from tasks.clouds.kubernetes import KubernetesApiError, KubernetesUnavailable
 from tasks.common.retry import is_transient, one_line_reason
 from tasks.telemetry import cloudwatch, grafana, kubernetes, sentry
 from tasks.telemetry.files import (
@@ -540,16 +541,16 @@ def test_k8s_metrics_present_and_absent(cluster):
 
 
 def test_k8s_errors_are_classified_and_keep_the_token_out(cluster, caplog):
-    with caplog.at_level(logging.DEBUG), pytest.raises(kubernetes.KubernetesApiError) as denied:
+    with caplog.at_level(logging.DEBUG), pytest.raises(KubernetesApiError) as denied:
         kubernetes.fetch_k8s_pods.fn(k8s_credentials(cluster.url, token="wrong-token-1234"))
     assert denied.value.status == 401 and not is_transient(denied.value)
     cluster.fail(503, k8s.status(503, "ServiceUnavailable", "etcdserver: leader changed"))
-    with pytest.raises(kubernetes.KubernetesUnavailable) as unavailable:
+    with pytest.raises(KubernetesUnavailable) as unavailable:
         kubernetes.fetch_k8s_pods.fn(k8s_credentials(cluster.url))
     assert is_transient(unavailable.value) and "leader changed" in str(unavailable.value)
     port = cluster.port
     cluster.stop()
-    with pytest.raises(kubernetes.KubernetesUnavailable) as refused:
+    with pytest.raises(KubernetesUnavailable) as refused:
         kubernetes.fetch_k8s_pods.fn(k8s_credentials(f"http://127.0.0.1:{port}"))
     assert is_transient(refused.value)
     for error in (denied.value, unavailable.value, refused.value):

@@ -35,10 +35,10 @@ from typing import Any
 import pyarrow as pa
 from prefect_aws import AwsCredentials
 
+from tasks.clouds.aws import aws_client
 from tasks.common.rate_limits import throttle
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.costs.focus_schema import SCHEMA, SOURCE_COLUMN, day_start, month_bounds
-from tasks.pricing.aws import _client
 
 CE_REGION = "us-east-1"  # Cost Explorer's one endpoint
 METRICS = ("UnblendedCost", "AmortizedCost", "UsageQuantity")
@@ -382,9 +382,9 @@ def fetch_aws_costs(
     logger = task_logger(__name__)
     session = credentials.get_boto3_session()
     if billing_account_id is None:
-        sts = _client(credentials, session, "sts", credentials.region_name or CE_REGION)
+        sts = aws_client(credentials, "sts", credentials.region_name or CE_REGION, session=session)
         billing_account_id = sts.get_caller_identity()["Account"]
-    ce = _client(credentials, session, "ce", CE_REGION)
+    ce = aws_client(credentials, "ce", CE_REGION, session=session)
     request: dict[str, Any] = {
         "TimePeriod": _period(start, end),
         "Granularity": "DAILY",
@@ -478,7 +478,7 @@ def aws_cost_slices(
     for region in regions or []:
         _check_slice(None, region, None)
     if accounts is None or regions is None:
-        ce = _client(credentials, credentials.get_boto3_session(), "ce", CE_REGION)
+        ce = aws_client(credentials, "ce", CE_REGION)
         if accounts is None:
             accounts = _dimension_values(ce, "LINKED_ACCOUNT", start, end)
         if regions is None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from prefect_gcp import GcpCredentials
 
+from tasks.clouds.gcp import bigquery_client
 from tasks.common.rate_limits import throttle
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.costs.focus_schema import SCHEMA, SOURCE_COLUMN, day_start, month_bounds
@@ -269,19 +270,6 @@ def normalize_gcp_costs(rows: Iterable[Mapping[str, Any]], table: str) -> pa.Tab
     source_id = f"gcp-billing-export:{table}"
     records = [rec for row in rows for rec in focus_records(row, source_id)]
     return pa.Table.from_pylist(records, schema=SCHEMA)
-
-
-def bigquery_client(
-    credentials: GcpCredentials, project: str, api_endpoint: str | None = None
-) -> Any:
-    """A BigQuery client authenticated by the block (``api_endpoint`` overrides the host)."""
-    from google.cloud import bigquery
-
-    return bigquery.Client(
-        project=project,
-        credentials=credentials.get_credentials_from_service_account(),
-        client_options={"api_endpoint": api_endpoint} if api_endpoint else None,
-    )
 
 
 @cloud_api_task("gcp-billing-export")

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from tasks.clouds.kubernetes import REQUEST_TIMEOUT, api_error, kubernetes_api_client
 from tasks.common.retry import cloud_api_task, one_line_reason, task_logger
 from tasks.incidents.signals import Suggestion
-from tasks.telemetry.kubernetes import REQUEST_TIMEOUT, api_error, kubernetes_api_client
 
 if TYPE_CHECKING:
     from kubernetes.client import AppsV1Api
@@ -252,7 +252,7 @@ def plan_action(suggestion: Suggestion) -> ActionPlan:
 
 def _call(fn, *args, **kwargs):
     """One API call with the telemetry tasks' timeout; failures become
-    ``tasks.telemetry.kubernetes``'s ``KubernetesUnavailable`` (429/5xx/connection: retried) or
+    ``tasks.clouds.kubernetes``'s ``KubernetesUnavailable`` (429/5xx/connection: retried) or
     ``KubernetesApiError`` (401/403/404/422...: not retried), with the API's message."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
@@ -338,7 +338,7 @@ def rollout_restart(
 
     Raises:
         ValueError: bad name/namespace. ActionError: the Deployment is paused.
-        KubernetesApiError / KubernetesUnavailable (``tasks.telemetry.kubernetes``): the API
+        KubernetesApiError / KubernetesUnavailable (``tasks.clouds.kubernetes``): the API
             refused (404, 422, ...) / was unavailable.
 
     Example:

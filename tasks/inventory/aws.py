@@ -24,10 +24,10 @@ from typing import Any
 
 from prefect_aws import AwsCredentials
 
+from tasks.clouds.aws import aws_client
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.common.times import as_utc, parse_time_or_none
 from tasks.inventory.model import MetricSummary, Resource
-from tasks.pricing.aws import _client
 
 PERIOD_SECONDS = 3600
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit
@@ -319,8 +319,10 @@ def collect_aws_resources(
     start = end - timedelta(days=metrics_days)
     logger = task_logger(__name__)
     session = credentials.get_boto3_session()
-    account = _client(credentials, session, "sts", region).get_caller_identity()["Account"]
-    ec2 = _client(credentials, session, "ec2", region)
+    account = aws_client(credentials, "sts", region, session=session).get_caller_identity()[
+        "Account"
+    ]
+    ec2 = aws_client(credentials, "ec2", region, session=session)
 
     state_filter = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
     reservations = _pages(ec2, "describe_instances", "Reservations", Filters=state_filter)
@@ -344,7 +346,7 @@ def collect_aws_resources(
 
     queries = metric_queries(resources)
     if queries:
-        cloudwatch = _client(credentials, session, "cloudwatch", region)
+        cloudwatch = aws_client(credentials, "cloudwatch", region, session=session)
         summaries = summarize_series(_fetch_series(cloudwatch, queries, start, end), metrics_days)
         resources = [
             r.model_copy(update={"metrics": summaries[r.id]}) if r.id in summaries else r

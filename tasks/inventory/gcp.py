@@ -18,15 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from prefect_gcp import GcpCredentials
 
+from tasks.clouds.gcp import COMPUTE_ENDPOINT, compute_clients
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.common.times import parse_time_or_none
 from tasks.inventory.model import Resource, ResourceState
 
-COMPUTE_ENDPOINT = "https://compute.googleapis.com"
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 INSTANCE_STATES: dict[str, ResourceState] = {
     "PROVISIONING": "pending",
@@ -141,26 +140,6 @@ def disk_resource(disk: Mapping[str, Any], project: str) -> Resource:
 def scoped_items(pages: Iterable[tuple[str, Mapping[str, Any]]], field: str) -> list[dict]:
     """Flatten aggregated-list ``(scope, scoped list)`` pairs into the ``field`` items."""
     return [dict(item) for _scope, scoped in pages for item in scoped.get(field) or []]
-
-
-def compute_clients(credentials: GcpCredentials, api_endpoint: str = COMPUTE_ENDPOINT):
-    """Instances and Disks clients (REST transport) authenticated by the block.
-
-    Args:
-        credentials: prefect-gcp ``GcpCredentials`` block.
-        api_endpoint: ``https://host[:port]``; ``http://`` is accepted for local servers.
-    """
-    from google.cloud import compute_v1
-    from google.cloud.compute_v1.services.disks.transports import DisksRestTransport
-    from google.cloud.compute_v1.services.instances.transports import InstancesRestTransport
-
-    parts = urlsplit(api_endpoint if "://" in api_endpoint else f"https://{api_endpoint}")
-    creds = credentials.get_credentials_from_service_account()
-    common = {"host": parts.netloc, "url_scheme": parts.scheme or "https", "credentials": creds}
-    return (
-        compute_v1.InstancesClient(transport=InstancesRestTransport(**common)),
-        compute_v1.DisksClient(transport=DisksRestTransport(**common)),
-    )
 
 
 def _as_json(pager: Iterable[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

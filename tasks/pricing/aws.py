@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.config import Config
 from prefect_aws import AwsCredentials
 
+from tasks.clouds.aws import aws_client
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.pricing.prices import PriceTable, Quote
 
@@ -139,21 +139,6 @@ def parse_spot_price_history(records: Iterable[Mapping[str, Any]]) -> dict[str, 
     return {t: round(sum(p) / len(p), 6) for t, p in per_type.items()}
 
 
-def _client(credentials: AwsCredentials, session: Any, service: str, region: str) -> Any:
-    """A client from the block's session and client parameters, with SDK retries off.
-
-    Retries happen once, at the task level (tasks.common.retry); the block's own botocore
-    config, if any, wins over these defaults.
-    """
-    params = credentials.aws_client_parameters.get_params_override()
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60
-    )
-    if params.get("config") is not None:
-        config = config.merge(params.pop("config"))
-    return session.client(service, region_name=region, config=config, **params)
-
-
 def _get_products(client: Any, instance_type: str, region: str, page_size: int) -> list[str]:
     items: list[str] = []
     pages = client.get_paginator("get_products").paginate(
@@ -221,7 +206,7 @@ def fetch_aws_prices(
     """
     logger = task_logger(__name__)
     session = credentials.get_boto3_session()
-    pricing = _client(credentials, session, "pricing", PRICING_REGION)
+    pricing = aws_client(credentials, "pricing", PRICING_REGION, session=session)
     pairs = [(t, r) for r in regions for t in instance_types]
     table: PriceTable = defaultdict(dict)
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
@@ -242,7 +227,7 @@ def fetch_aws_prices(
     if include_spot:
         found = 0
         for region in regions:
-            ec2 = _client(credentials, session, "ec2", region)
+            ec2 = aws_client(credentials, "ec2", region, session=session)
             for itype, usd in _spot_prices(ec2, list(instance_types)).items():
                 if itype not in instance_types:
                     continue

@@ -13,18 +13,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from google.cloud.billing_v1 import CloudCatalogClient, Sku
-from google.cloud.billing_v1.services.cloud_catalog.transports import CloudCatalogRestTransport
+from google.cloud.billing_v1 import Sku
 from prefect_gcp import GcpCredentials
 
+from tasks.clouds.gcp import BILLING_ENDPOINT, catalog_client
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.pricing.catalog import InstanceType
 from tasks.pricing.gpu import normalize_gpu
 from tasks.pricing.prices import PriceTable, Quote
 
-GCP_BILLING_ENDPOINT = "https://cloudbilling.googleapis.com"
+GCP_BILLING_ENDPOINT = BILLING_ENDPOINT
 COMPUTE_ENGINE_SERVICE = "services/6F81-5844-456A"
 GCP_SOURCE = (
     "GCP Cloud Billing Catalog API (Compute Engine SKUs: vCPU x core rate + GiB x RAM rate "
@@ -224,28 +223,6 @@ def price_instances(
             spot = machine_price(inst, region, "Preemptible", rates)
             table.setdefault(inst.name, {})[region] = Quote(on_demand=on_demand, spot=spot)
     return table
-
-
-def catalog_client(
-    credentials: GcpCredentials, api_endpoint: str = GCP_BILLING_ENDPOINT
-) -> CloudCatalogClient:
-    """A Cloud Billing Catalog client (REST transport) authenticated by the block.
-
-    Args:
-        credentials: prefect-gcp ``GcpCredentials`` block (service account or ADC).
-        api_endpoint: ``https://host[:port]`` of the API; ``http://`` is accepted for
-            local test servers.
-
-    Returns:
-        A ``CloudCatalogClient``.
-    """
-    parts = urlsplit(api_endpoint if "://" in api_endpoint else f"https://{api_endpoint}")
-    transport = CloudCatalogRestTransport(
-        host=parts.netloc,
-        url_scheme=parts.scheme or "https",
-        credentials=credentials.get_credentials_from_service_account(),
-    )
-    return CloudCatalogClient(transport=transport)
 
 
 @cloud_api_task("fetch-gcp-prices")

@@ -1,7 +1,7 @@
 """CloudWatch telemetry: log events, Logs Insights, metric data and alarm states.
 
 Every call uses boto3 through a prefect-aws ``AwsCredentials`` block (its session and
-``aws_client_parameters``; SDK retries off, the task retries, see ``tasks.pricing.aws._client``):
+``aws_client_parameters``; SDK retries off, the task retries, see ``tasks.clouds.aws.aws_client``):
 
 - ``logs:FilterLogEvents`` (paginated, a filter pattern, a time window) -> ``log`` events;
 - Logs Insights: ``logs:StartQuery``, then ``logs:GetQueryResults`` polled until the
@@ -34,9 +34,9 @@ from typing import Any
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, Field, field_validator
 
+from tasks.clouds.aws import aws_client
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.common.times import parse_time, time_window
-from tasks.pricing.aws import _client
 from tasks.telemetry.files import log_severity
 from tasks.telemetry.kubernetes import service_from_pod_name
 from tasks.telemetry.model import Event, MetricSeries, Severity, entity_key
@@ -461,7 +461,7 @@ def _ms(when: datetime) -> int:
 
 def _service(credentials: AwsCredentials, service: str) -> Any:
     region = credentials.region_name or DEFAULT_REGION
-    return _client(credentials, credentials.get_boto3_session(), service, region)
+    return aws_client(credentials, service, region)
 
 
 def _rules(rules: Iterable[LogEntityRule | Mapping[str, str]] | None) -> list[LogEntityRule]:

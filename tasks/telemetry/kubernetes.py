@@ -31,29 +31,30 @@ retried: 401, 403, 400, 404...), with the API's own one-line message.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from tasks.clouds.kubernetes import (
+    KubernetesApiError,
+    json_call,
+    kubernetes_api_client,
+    list_all,
+)
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.common.times import as_utc, parse_time, parse_time_or_none
 from tasks.telemetry.files import log_severity
 from tasks.telemetry.model import Event, MetricSeries, Severity, entity_key
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
     from prefect_kubernetes.credentials import KubernetesCredentials
 
 SOURCE = "kubernetes"
 DEFAULT_SERVICE_LABELS: tuple[str, ...] = ("app.kubernetes.io/name", "app")
-REQUEST_TIMEOUT = (10, 60)  # seconds: connect, read
-LIST_PAGE_SIZE = 500
 METRICS_GROUP, METRICS_VERSION = "metrics.k8s.io", "v1beta1"
 
 # waiting reasons that mean the container cannot run (anything else, e.g.
@@ -101,70 +102,6 @@ _STATEFUL_POD = re.compile(r"^(.+)-\d+$")
 _GENERATED_POD = re.compile(rf"^(.+)-{_K8S_RAND}{{5}}$")
 _RS_HASH = re.compile(rf"^(.+)-{_K8S_RAND}{{6,10}}$")
 _CRONJOB_JOB = re.compile(r"^(.+)-\d{8,}$")
-
-
-# ------------------------------------------------------------------ errors
-
-
-class _KubernetesError:
-    status: int | None
-    reason: str
-
-    def _init(self, status: int | None, reason: str, detail: str) -> str:
-        self.status, self.reason = status, reason
-        code = f"{status} {reason}".strip() if status else reason
-        return f"Kubernetes API {code}: {detail}" if detail else f"Kubernetes API {code}"
-
-
-class KubernetesApiError(_KubernetesError, RuntimeError):
-    """The API refused the request (auth, permission, validation, not found): no retry."""
-
-    def __init__(self, status: int | None, reason: str, detail: str = "") -> None:
-        RuntimeError.__init__(self, self._init(status, reason, detail))
-
-
-class KubernetesUnavailable(_KubernetesError, ConnectionError):
-    """Throttled (429), server error (5xx), timeout or no connection: worth retrying."""
-
-    def __init__(self, status: int | None, reason: str, detail: str = "") -> None:
-        ConnectionError.__init__(self, self._init(status, reason, detail))
-
-
-def _status_detail(body: Any) -> str:
-    """The ``message`` of a ``Status`` body, else the body's start."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict) and data.get("message"):
-            return str(data["message"])[:300]
-    except ValueError:
-        pass
-    return " ".join(text.split())[:200]
-
-
-def api_error(exc: BaseException) -> Exception:
-    """Translate a kubernetes-client / urllib3 failure into the two errors above.
-
-    Args:
-        exc: an ``ApiException`` or a urllib3 error raised by the client.
-
-    Returns:
-        ``KubernetesUnavailable`` for 408/429/5xx and connection-level failures,
-        ``KubernetesApiError`` for any other status.
-    """
-    import urllib3
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        status = int(exc.status or 0) or None
-        detail = _status_detail(exc.body)
-        reason = str(exc.reason or "").splitlines()[0] if exc.reason else ""
-        if status is None or status in (408, 429) or status >= 500:
-            return KubernetesUnavailable(status, reason, detail)
-        return KubernetesApiError(status, reason, detail)
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return KubernetesUnavailable(None, type(exc).__name__, str(exc)[:200])
-    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
 # --------------------------------------------------------------- models
@@ -807,74 +744,6 @@ def node_metrics_to_series(
     return out
 
 
-# ------------------------------------------------------------- the client
-
-
-@contextmanager
-def kubernetes_api_client(credentials: KubernetesCredentials | None) -> Iterator[ApiClient]:
-    """A sync ``kubernetes`` ``ApiClient`` for the block's cluster, closed on exit.
-
-    Resolution follows prefect-kubernetes: ``credentials.cluster_config`` (kubeconfig
-    dict + context) when set, else in-cluster config, else the default kubeconfig.
-    urllib3's own retries are off: the task retries.
-
-    Example:
-        ```python
-        with kubernetes_api_client(KubernetesCredentials.load("prod")) as api:
-            CoreV1Api(api).list_namespace()
-        ```
-    """
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    cluster = getattr(credentials, "cluster_config", None)
-    if cluster is not None:
-        config.load_kube_config_from_dict(
-            config_dict=cluster.config,
-            context=cluster.context_name,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    else:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration, persist_config=False)
-    configuration.retries = False
-    api = client.ApiClient(configuration)
-    try:
-        yield api
-    finally:
-        api.close()
-
-
-def _json_call(method: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a generated API method, returning the response JSON (or text for logs)."""
-    import urllib3
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-        data = response.data
-        response.release_conn()
-    except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        raise api_error(exc) from None
-    return data
-
-
-def _list(method: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a list call, following ``metadata.continue``."""
-    items: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        extra = {"_continue": token} if token else {}
-        page = json.loads(_json_call(method, *args, limit=LIST_PAGE_SIZE, **kwargs, **extra))
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-
-
 def _check_selector(name: str, value: str | None) -> str | None:
     if value is None:
         return None
@@ -894,8 +763,8 @@ def _list_pods(core: Any, namespace: str | None, label_selector: str | None, fie
     kwargs = {"label_selector": label_selector, "field_selector": field_selector}
     kwargs = {k: v for k, v in kwargs.items() if v}
     if namespace:
-        return _list(core.list_namespaced_pod, namespace, **kwargs)
-    return _list(core.list_pod_for_all_namespaces, **kwargs)
+        return list_all(core.list_namespaced_pod, namespace, **kwargs)
+    return list_all(core.list_pod_for_all_namespaces, **kwargs)
 
 
 # ---------------------------------------------------------------- tasks
@@ -996,9 +865,9 @@ def fetch_k8s_events(
     with kubernetes_api_client(credentials) as api:
         core = CoreV1Api(api)
         if namespace:
-            items = _list(core.list_namespaced_event, namespace, **kwargs)
+            items = list_all(core.list_namespaced_event, namespace, **kwargs)
         else:
-            items = _list(core.list_event_for_all_namespaces, **kwargs)
+            items = list_all(core.list_event_for_all_namespaces, **kwargs)
     index = pod_related_index(pods or [])
     events = [k8s_event_to_event(item, index) for item in items]
     kept = sorted((e for e in events if e.timestamp >= floor), key=lambda e: e.timestamp)
@@ -1070,7 +939,7 @@ def fetch_k8s_logs(
                     continue
                 key = f"{pod.namespace}/{pod.name}/{container}"
                 try:
-                    body = _json_call(
+                    body = json_call(
                         core.read_namespaced_pod_log,
                         pod.name,
                         pod.namespace,
@@ -1118,7 +987,7 @@ def fetch_k8s_nodes(
 
     with kubernetes_api_client(credentials) as api:
         observed = datetime.now(UTC)
-        items = _list(CoreV1Api(api).list_node, **kwargs)
+        items = list_all(CoreV1Api(api).list_node, **kwargs)
     out = NodeStates(nodes=[node_ref(n) for n in items])
     for item in items:
         out.events.extend(
@@ -1166,7 +1035,7 @@ def fetch_k8s_metrics(
         custom = CustomObjectsApi(api)
         try:
             if namespace:
-                pod_items = _list(
+                pod_items = list_all(
                     custom.list_namespaced_custom_object,
                     METRICS_GROUP,
                     METRICS_VERSION,
@@ -1175,7 +1044,7 @@ def fetch_k8s_metrics(
                     **kwargs,
                 )
             else:
-                pod_items = _list(
+                pod_items = list_all(
                     custom.list_cluster_custom_object,
                     METRICS_GROUP,
                     METRICS_VERSION,
@@ -1183,7 +1052,7 @@ def fetch_k8s_metrics(
                     **kwargs,
                 )
             node_items = (
-                _list(custom.list_cluster_custom_object, METRICS_GROUP, METRICS_VERSION, "nodes")
+                list_all(custom.list_cluster_custom_object, METRICS_GROUP, METRICS_VERSION, "nodes")
                 if include_nodes
                 else []
             )
