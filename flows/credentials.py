@@ -2,7 +2,7 @@
 
 Flow parameters carry block *names*, never secrets. A wrong name is bad input: it is
 rejected, naming the parameter, before any outside call. The secret values a block
-holds are collected so failure reasons can mask them (``tasks.common.retry.one_line_reason``).
+holds are listed by ``tasks.common.secrets.block_secrets`` so failure reasons can mask them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import SecretStr
+
+from tasks.common.secrets import block_secrets
+
+__all__ = ["BLOCK_CLASSES", "block_secrets", "load_block"]
 
 # parameter kind -> "module:class" of the block it loads (imported lazily)
 BLOCK_CLASSES = {
@@ -22,7 +25,6 @@ BLOCK_CLASSES = {
     "sentry": "blocks.sentry:SentryCredentials",
     "grafana": "blocks.grafana:GrafanaCredentials",
 }
-_SECRET_NAME_PARTS = ("secret", "token", "password", "connection_string", "private_key")
 
 
 def _block_class(kind: str) -> type[Block]:
@@ -68,25 +70,3 @@ def load_block(name: str | None, field: str, kind: str | None = None) -> Any:
     except (ValueError, KeyError) as exc:
         what = f"{cls.get_block_type_name()} block" if kind else "block"
         raise ValueError(f"{field}: no {what} named {name!r}") from exc
-
-
-def block_secrets(block: Any) -> list[str]:
-    """Every secret value ``block`` (and the blocks nested in it) holds."""
-    found: list[str] = []
-    if not isinstance(block, Block):
-        return found
-    for field_name in type(block).model_fields:
-        value = getattr(block, field_name, None)
-        if isinstance(value, Block):
-            found += block_secrets(value)
-        elif isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif hasattr(value, "get_secret_value"):  # SecretDict (GCP service account info)
-            secret = value.get_secret_value()
-            if isinstance(secret, dict):
-                found += [
-                    str(secret[k]) for k in ("private_key", "private_key_id") if secret.get(k)
-                ]
-        elif isinstance(value, str) and any(p in field_name.lower() for p in _SECRET_NAME_PARTS):
-            found.append(value)
-    return [s for s in found if s and len(s) >= 4]

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from tasks.common.secrets import mask
+
 RETRIES = 3
 RETRY_BACKOFF_FACTOR = 2.0  # seconds before the first retry; doubles on each retry
 RETRY_JITTER_FACTOR = 0.5  # each delay varies by up to +/-50%, so retries do not align
@@ -205,9 +207,7 @@ def one_line_reason(exc: BaseException, secrets: Iterable[str] = (), max_len: in
         message = f"HTTP {resp.status_code} {resp.reason_phrase} from {req.method} {url}"
     else:
         message = str(exc) or repr(exc)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            message = message.replace(secret, "***")
+    message = mask(message, secrets)
     text = _WS.sub(" ", f"{type(exc).__name__}: {message}").strip()
     return text if len(text) <= max_len else text[: max_len - 1] + "…"
 
