@@ -15,16 +15,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from samples.scenarios import (
-    SCENARIO_NAMES,
-    SCENARIOS,
-    GroundTruth,
-    TrueIncident,
-    generate,
-    load_truth,
-    write_scenario,
-)
+from samples.scenarios import SCENARIO_NAMES, SCENARIOS, generate, load_truth, write_scenario
 from tasks.incidents.evaluation import Report, evaluate, signal_labels
+from tasks.incidents.ground_truth import GroundTruth, TrueIncident
 from tasks.incidents.signals import AnomalySignal, Incident
 from tasks.telemetry.model import SEVERITY_RANK, Event
 

@@ -45,7 +45,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from samples.scenarios import GroundTruth, TrueIncident
+from tasks.incidents.ground_truth import GroundTruth, TrueIncident
 from tasks.incidents.signals import AnomalySignal, Incident
 
 METRIC_SLACK = timedelta(minutes=2)  # a metric signal may start/end this far outside a truth span
