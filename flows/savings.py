@@ -25,13 +25,10 @@ from tasks.inventory.aws import collect_aws_resources
 from tasks.inventory.azure import collect_azure_resources
 from tasks.inventory.gcp import collect_gcp_resources
 from tasks.inventory.model import Resource
-from tasks.inventory.rules import (
-    Recommendation,
-    commitment_as_of,
-    optimization_scores,
-    recommend_commitments,
-    recommend_resources,
-)
+from tasks.inventory.rules.commitments import commitment_as_of, recommend_commitments
+from tasks.inventory.rules.recommendation import Recommendation
+from tasks.inventory.rules.resources import recommend_resources
+from tasks.inventory.rules.scores import optimization_scores
 from tasks.pricing.resource_prices import price_resources
 
 INVENTORY_KEY = "collect-resources-inventory"

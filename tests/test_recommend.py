@@ -14,15 +14,10 @@ from hypothesis import strategies as st
 
 from tasks.costs.focus_schema import SCHEMA
 from tasks.inventory.model import MetricSummary, Resource
-from tasks.inventory.rules import (
-    COMMITMENT_PLANS,
-    NAT_IDLE_BYTES,
-    Recommendation,
-    missing_tags,
-    optimization_scores,
-    recommend_commitments,
-    recommend_resources,
-)
+from tasks.inventory.rules.commitments import COMMITMENT_PLANS, recommend_commitments
+from tasks.inventory.rules.recommendation import Recommendation
+from tasks.inventory.rules.resources import NAT_IDLE_BYTES, missing_tags, recommend_resources
+from tasks.inventory.rules.scores import optimization_scores
 from tasks.pricing.catalog import (
     PROVIDERS,
     Catalog,
