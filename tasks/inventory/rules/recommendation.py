@@ -8,22 +8,10 @@ the last one. A saving is claimed only from known prices: an unknown price gives
 
 Example:
     ```python
-    from tasks.inventory.rules.recommendation import Recommendation, rec_id
+    from tasks.inventory.rules.recommendation import money, rec_id
 
-    rec = Recommendation(
-        id=rec_id("tagging", "aws", "123456789012", "vol-0abc"),
-        kind="tagging",
-        provider="aws",
-        account="123456789012",
-        resource_id="vol-0abc",
-        title="Tag vol-0abc: missing owner",
-        action="Add tags owner to vol-0abc.",
-        estimated_monthly_saving=0.0,
-        risk="low",
-        confidence=1.0,
-        reason="Missing required tags owner (has: none).",
-    )
-    print(rec.id)  # tagging-<16 hex digits>, the same on every run
+    print(rec_id("idle", "aws", "123456789012", "vol-0abc"))  # idle-<16 hex>, same every run
+    print(money(1234.5), money(None), money(9.5, "EUR"))  # $1,234.50 unknown 9.50 EUR
     ```
 """
 
