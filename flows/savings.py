@@ -127,6 +127,8 @@ def collect_resources(
 
     Example:
         ```python
+        from flows.savings import collect_resources
+
         inv = collect_resources(aws=[{"credentials_block": "prod", "regions": ["us-east-1"]}])
         print(len(inv.resources), inv.monthly_cost)
         ```
@@ -258,9 +260,10 @@ def recommend_savings(
     """Rank right-sizing, idle-resource, commitment and tagging savings across clouds.
 
     Collects the inventory (``collect-resources`` as a subflow), applies the rules of
-    ``tasks.inventory.rules`` and, when the cost dataset has data, estimates commitments from
-    steady on-demand compute spend. Nothing is changed: every recommendation carries the
-    exact action, its risk and the evidence, for a person to apply.
+    ``tasks.inventory.rules.resources`` and, when the cost dataset has data, estimates
+    commitments from steady on-demand compute spend. Nothing is changed: every
+    recommendation carries the exact action, its risk and the evidence, for a person to
+    apply.
 
     Args:
         aws: AWS credentials and regions.
@@ -280,6 +283,8 @@ def recommend_savings(
 
     Example:
         ```python
+        from flows.savings import recommend_savings
+
         report = recommend_savings(aws=[{"regions": ["us-east-1", "eu-west-1"]}])
         print(report.estimated_monthly_saving)
         ```

@@ -104,6 +104,10 @@ class ProviderCatalog(BaseModel):
                 return r
         raise KeyError(region_id)
 
+    def instance(self, name: str) -> InstanceType | None:
+        """The instance type called ``name`` (exactly as the catalog spells it), or None."""
+        return next((i for i in self.instances if i.name == name), None)
+
 
 class Catalog(BaseModel):
     """All providers' catalogs plus where they were loaded from."""

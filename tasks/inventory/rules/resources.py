@@ -66,7 +66,7 @@ def rightsize(
     if not (cpu.average < cpu_avg_threshold and peak < cpu_peak_threshold):
         return None
     pcat = catalog.providers.get(r.provider)
-    current = next((i for i in pcat.instances if i.name == r.type), None) if pcat else None
+    current = pcat.instance(r.type) if pcat else None
     if pcat is None or current is None or current.category == "gpu":
         return None  # GPU work is not measured by CPU
     if r.hourly_price is not None:
