@@ -56,6 +56,8 @@ class AzureCredentials(Block):
 
         A service principal:
         ```python
+        from blocks.azure import AzureCredentials
+
         creds = AzureCredentials(
             tenant_id="00000000-0000-0000-0000-000000000000",
             client_id="11111111-1111-1111-1111-111111111111",

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from tasks.pricing.catalog import PROVIDERS, Catalog, Provider, load_catalog
+from tasks.pricing.catalog import PROVIDERS, Provider, load_catalog, load_price_catalog
 from tasks.pricing.compute import (
     GEOS,
     ComputeOption,
@@ -68,12 +68,6 @@ class ComputeComparison(BaseModel):
     options: list[ComputeOption] = Field(description="Cheapest first, at most max_options")
     recommendation: Recommendation | None
     notes: list[str] = Field(default_factory=list)
-
-
-@task(name="load-price-catalog", retries=2, retry_delay_seconds=1)
-def load_price_catalog() -> Catalog:
-    """Load the current price catalog (latest refreshed version, else the bundled one)."""
-    return load_catalog()
 
 
 def render_markdown(result: ComputeComparison) -> str:
@@ -185,6 +179,7 @@ def compare_compute(
     Example:
         ```python
         from flows.compare_compute import compare_compute
+
         result = compare_compute(vcpus=8, memory_gib=32, spot_allowed=True)
         print(result.recommendation.reason)
         ```

@@ -25,13 +25,10 @@ from tasks.inventory.aws import collect_aws_resources
 from tasks.inventory.azure import collect_azure_resources
 from tasks.inventory.gcp import collect_gcp_resources
 from tasks.inventory.model import Resource
-from tasks.inventory.rules import (
-    Recommendation,
-    commitment_as_of,
-    optimization_scores,
-    recommend_commitments,
-    recommend_resources,
-)
+from tasks.inventory.rules.commitments import commitment_as_of, recommend_commitments
+from tasks.inventory.rules.recommendation import Recommendation
+from tasks.inventory.rules.resources import recommend_resources
+from tasks.inventory.rules.scores import optimization_scores
 from tasks.pricing.resource_prices import price_resources
 
 INVENTORY_KEY = "collect-resources-inventory"
@@ -130,6 +127,8 @@ def collect_resources(
 
     Example:
         ```python
+        from flows.savings import collect_resources
+
         inv = collect_resources(aws=[{"credentials_block": "prod", "regions": ["us-east-1"]}])
         print(len(inv.resources), inv.monthly_cost)
         ```
@@ -261,9 +260,10 @@ def recommend_savings(
     """Rank right-sizing, idle-resource, commitment and tagging savings across clouds.
 
     Collects the inventory (``collect-resources`` as a subflow), applies the rules of
-    ``tasks.inventory.rules`` and, when the cost dataset has data, estimates commitments from
-    steady on-demand compute spend. Nothing is changed: every recommendation carries the
-    exact action, its risk and the evidence, for a person to apply.
+    ``tasks.inventory.rules.resources`` and, when the cost dataset has data, estimates
+    commitments from steady on-demand compute spend. Nothing is changed: every
+    recommendation carries the exact action, its risk and the evidence, for a person to
+    apply.
 
     Args:
         aws: AWS credentials and regions.
@@ -283,6 +283,8 @@ def recommend_savings(
 
     Example:
         ```python
+        from flows.savings import recommend_savings
+
         report = recommend_savings(aws=[{"regions": ["us-east-1", "eu-west-1"]}])
         print(report.estimated_monthly_saving)
         ```

@@ -154,7 +154,7 @@ def _instance_view(client: Any, vm: Mapping[str, Any]) -> dict[str, Any] | None:
 
 @cloud_api_task("collect-azure-resources")
 def collect_azure_resources(
-    credentials: AzureCredentials | None,
+    azure_credentials: AzureCredentials | None,
     subscription_id: str,
     *,
     max_workers: int = 8,
@@ -162,7 +162,7 @@ def collect_azure_resources(
     """Virtual machines and managed disks of one Azure subscription.
 
     Args:
-        credentials: ``AzureCredentials`` block; ``None`` uses ``DefaultAzureCredential``.
+        azure_credentials: ``AzureCredentials`` block; ``None`` uses ``DefaultAzureCredential``.
         subscription_id: the subscription (a GUID).
         max_workers: instance views read in parallel.
 
@@ -188,7 +188,7 @@ def collect_azure_resources(
         raise ValueError(f"max_workers: {max_workers} must be at least 1")
     logger = task_logger(__name__)
     subscription_id = subscription_id.lower()
-    client = (credentials or AzureCredentials()).get_compute_client(subscription_id)
+    client = (azure_credentials or AzureCredentials()).get_compute_client(subscription_id)
     vms = [vm.as_dict() for vm in client.virtual_machines.list_all()]
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         views = list(pool.map(lambda vm: _instance_view(client, vm), vms))

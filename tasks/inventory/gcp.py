@@ -148,7 +148,7 @@ def _as_json(pager: Iterable[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]
 
 @cloud_api_task("collect-gcp-resources")
 def collect_gcp_resources(
-    credentials: GcpCredentials | None,
+    gcp_credentials: GcpCredentials | None,
     project: str | None = None,
     *,
     api_endpoint: str = COMPUTE_ENDPOINT,
@@ -158,7 +158,7 @@ def collect_gcp_resources(
     """Compute Engine instances and persistent disks of one project.
 
     Args:
-        credentials: prefect-gcp ``GcpCredentials``; ``None`` uses Application Default
+        gcp_credentials: prefect-gcp ``GcpCredentials``; ``None`` uses Application Default
             Credentials.
         project: project id; default the block's project.
         api_endpoint: Compute Engine API base URL (override for tests).
@@ -184,11 +184,11 @@ def collect_gcp_resources(
     if not 1 <= page_size <= 500:
         raise ValueError(f"page_size: {page_size} must be between 1 and 500")
     logger = task_logger(__name__)
-    credentials = credentials or GcpCredentials()
-    project = project or credentials.project
+    gcp_credentials = gcp_credentials or GcpCredentials()
+    project = project or gcp_credentials.project
     if not project or not PROJECT_ID.match(project):
         raise ValueError(f"project: {project!r} is not a GCP project id (none on the block)")
-    instances_client, disks_client = compute_clients(credentials, api_endpoint)
+    instances_client, disks_client = compute_clients(gcp_credentials, api_endpoint)
     call = {"retry": None, "timeout": timeout_seconds}
     request = {"project": project, "max_results": page_size}
     instances = scoped_items(

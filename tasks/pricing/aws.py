@@ -166,7 +166,7 @@ def _spot_prices(client: Any, instance_types: list[str]) -> dict[str, float]:
 
 @cloud_api_task("fetch-aws-prices")
 def fetch_aws_prices(
-    credentials: AwsCredentials,
+    aws_credentials: AwsCredentials,
     instance_types: list[str],
     regions: list[str],
     include_spot: bool = True,
@@ -181,7 +181,7 @@ def fetch_aws_prices(
     (latest price per availability zone, averaged).
 
     Args:
-        credentials: prefect-aws ``AwsCredentials`` block; its session and
+        aws_credentials: prefect-aws ``AwsCredentials`` block; its session and
             ``aws_client_parameters`` (e.g. ``endpoint_url``) are used for every call.
         instance_types: EC2 instance types, e.g. ``["m5.large", "g5.xlarge"]``.
         regions: region codes, e.g. ``["us-east-1", "eu-west-1"]``.
@@ -205,8 +205,8 @@ def fetch_aws_prices(
         ```
     """
     logger = task_logger(__name__)
-    session = credentials.get_boto3_session()
-    pricing = aws_client(credentials, "pricing", PRICING_REGION, session=session)
+    session = aws_credentials.get_boto3_session()
+    pricing = aws_client(aws_credentials, "pricing", PRICING_REGION, session=session)
     pairs = [(t, r) for r in regions for t in instance_types]
     table: PriceTable = defaultdict(dict)
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
@@ -227,7 +227,7 @@ def fetch_aws_prices(
     if include_spot:
         found = 0
         for region in regions:
-            ec2 = aws_client(credentials, "ec2", region, session=session)
+            ec2 = aws_client(aws_credentials, "ec2", region, session=session)
             for itype, usd in _spot_prices(ec2, list(instance_types)).items():
                 if itype not in instance_types:
                     continue

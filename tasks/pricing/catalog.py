@@ -5,6 +5,15 @@ The bundled files ship inside the package; ``refresh_price_catalog`` writes new
 versions under ``<data dir>/price_catalog/versions/<version>/`` and then swaps the
 ``CURRENT`` pointer atomically, so a reader sees either the old or the new
 version, never a half-written one.
+
+Example:
+    ```python
+    from tasks.pricing.catalog import load_catalog
+
+    catalog = load_catalog()  # the current refreshed version, else "bundled"
+    aws = catalog.providers["aws"]
+    print(catalog.version, aws.as_of, len(aws.instances), [r.id for r in aws.regions][:3])
+    ```
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from prefect import task
 from pydantic import BaseModel, Field, model_validator
 
+from tasks.common.atomic import write_text_atomic
 from tasks.common.paths import catalog_dir
 
 Provider = Literal["aws", "gcp", "azure"]
@@ -93,6 +104,10 @@ class ProviderCatalog(BaseModel):
                 return r
         raise KeyError(region_id)
 
+    def instance(self, name: str) -> InstanceType | None:
+        """The instance type called ``name`` (exactly as the catalog spells it), or None."""
+        return next((i for i in self.instances if i.name == name), None)
+
 
 class Catalog(BaseModel):
     """All providers' catalogs plus where they were loaded from."""
@@ -135,12 +150,33 @@ def load_catalog() -> Catalog:
     )
 
 
+@task(name="load-price-catalog", retries=2, retry_delay_seconds=1)
+def load_price_catalog() -> Catalog:
+    """``load_catalog`` as a task: the current catalog, read inside a flow run.
+
+    Example:
+        ```python
+        from prefect import flow
+
+        from tasks.pricing.catalog import load_price_catalog
+
+
+        @flow
+        def catalog_age() -> str:
+            catalog = load_price_catalog()
+            return f"{catalog.version}: prices as of {catalog.as_of()}"
+        ```
+    """
+    return load_catalog()
+
+
 def write_catalog_version(catalogs: dict[str, ProviderCatalog]) -> str:
     """Write a complete new catalog version and make it current, atomically.
 
-    Every provider file is written into a temporary directory first; the directory is
-    renamed into ``versions/`` and only then is ``CURRENT`` replaced with
-    ``os.replace``. A crash at any point leaves the previous version current.
+    Every provider file is written (``tasks.common.atomic``: fsynced, then renamed) into
+    a temporary directory first; the directory is renamed into ``versions/`` and only
+    then is ``CURRENT`` replaced, atomically too. A crash at any point leaves the
+    previous version current.
 
     Args:
         catalogs: one validated ProviderCatalog per provider (all of PROVIDERS).
@@ -159,15 +195,10 @@ def write_catalog_version(catalogs: dict[str, ProviderCatalog]) -> str:
         for provider, cat in catalogs.items():
             data = json.dumps(cat.model_dump(mode="json"), indent=1, sort_keys=False)
             ProviderCatalog.model_validate_json(data)  # never publish what we cannot read back
-            with open(tmp / f"{provider}.json", "w") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            write_text_atomic(tmp / f"{provider}.json", data)
         os.rename(tmp, versions / version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    pointer_tmp = catalog_dir() / f".CURRENT.{os.getpid()}"
-    pointer_tmp.write_text(version)
-    os.replace(pointer_tmp, catalog_dir() / "CURRENT")
+    write_text_atomic(catalog_dir() / "CURRENT", version)
     return version

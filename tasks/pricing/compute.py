@@ -1,6 +1,16 @@
 """Match compute requirements against the price catalog and rank the options.
 
 Pure functions, no Prefect and no I/O: ``flows.compare_compute`` wraps them.
+
+Example:
+    ```python
+    from tasks.pricing.catalog import load_catalog
+    from tasks.pricing.compute import ComputeRequest, match_options, recommend
+
+    request = ComputeRequest(vcpus=8, memory_gib=32, region="europe", providers=["aws", "gcp"])
+    options = match_options(load_catalog(), request)
+    print(options[0].instance_type, recommend(options).reason)
+    ```
 """
 
 from __future__ import annotations

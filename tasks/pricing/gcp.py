@@ -227,7 +227,7 @@ def price_instances(
 
 @cloud_api_task("fetch-gcp-prices")
 def fetch_gcp_prices(
-    credentials: GcpCredentials,
+    gcp_credentials: GcpCredentials,
     instances: list[InstanceType],
     regions: list[str],
     api_endpoint: str = GCP_BILLING_ENDPOINT,
@@ -241,7 +241,7 @@ def fetch_gcp_prices(
     vCPUs, memory and GPUs.
 
     Args:
-        credentials: prefect-gcp ``GcpCredentials`` block.
+        gcp_credentials: prefect-gcp ``GcpCredentials`` block.
         instances: catalog machine types (name, vCPUs, memory, GPUs), e.g. the
             ``instances`` of the GCP ``ProviderCatalog``.
         regions: region ids, e.g. ``["us-central1", "europe-west4"]``.
@@ -267,7 +267,7 @@ def fetch_gcp_prices(
         ```
     """
     logger = task_logger(__name__)
-    client = catalog_client(credentials, api_endpoint)
+    client = catalog_client(gcp_credentials, api_endpoint)
     request: dict[str, Any] = {"parent": COMPUTE_ENGINE_SERVICE, "currency_code": "USD"}
     if page_size:
         request["page_size"] = page_size

@@ -3,6 +3,13 @@
 AWS names GPUs by instance family (p4d = A100), GCP by accelerator type
 (``nvidia-tesla-a100``) and Azure by VM series (ND A100 v4). Requests and catalog
 entries both go through ``normalize_gpu`` so that ``nvidia-a100`` matches all three.
+
+Example:
+    ```python
+    from tasks.pricing.gpu import normalize_gpu
+
+    print(normalize_gpu("nvidia-tesla-a100"), normalize_gpu("A10G"))  # nvidia-a100 nvidia-a10
+    ```
 """
 
 from __future__ import annotations

@@ -88,8 +88,17 @@ def merge_prices(
 
     Example:
         ```python
-        outcome = merge_prices(cat, {"m5.large": {"us-east-1": Quote(on_demand=0.1)}},
-                               ["us-east-1"], source="AWS Price List API", as_of=date.today())
+        from datetime import date
+
+        from tasks.pricing.catalog import load_catalog
+        from tasks.pricing.prices import Quote, merge_prices
+
+        aws = load_catalog().providers["aws"]
+        fetched = {"m7i.large": {"us-east-1": Quote(on_demand=0.1)}}
+        outcome = merge_prices(
+            aws, fetched, ["us-east-1"], source="AWS Price List API", as_of=date.today()
+        )
+        print(outcome.prices_updated, outcome.prices_missing)  # 1, and every price not fetched
         ```
     """
     scope = sorted(set(regions))

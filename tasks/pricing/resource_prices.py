@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tasks.inventory.model import HOURS_PER_MONTH, Resource
-from tasks.pricing.catalog import Catalog, ProviderCatalog, load_catalog
+from tasks.pricing.catalog import Catalog, load_catalog
 
 # USD per GiB-month, list prices in the reference region (AWS us-east-1, Azure eastus,
 # GCP us-central1), capacity only.
@@ -131,7 +131,9 @@ def region_geo(region: str) -> str:
 
     Example:
         ```python
-        region_geo("eu-central-1"), region_geo("japanwest")  # ("europe", "asia")
+        from tasks.pricing.resource_prices import region_geo
+
+        print(region_geo("eu-central-1"), region_geo("japanwest"))  # europe asia
         ```
     """
     key = region.strip().lower()
@@ -139,10 +141,6 @@ def region_geo(region: str) -> str:
         if any(key.startswith(w) if w.endswith("-") else w in key for w in words):
             return geo
     return "other"
-
-
-def _provider_catalog(catalog: Catalog, provider: str) -> ProviderCatalog | None:
-    return catalog.providers.get(provider)
 
 
 def catalog_price(
@@ -161,10 +159,10 @@ def catalog_price(
         first catalog region of the same geography that has one (with a ``note``);
         ``None`` when the type is not in the catalog or nothing in the geography prices it.
     """
-    pcat = _provider_catalog(catalog, provider)
+    pcat = catalog.providers.get(provider)
     if pcat is None:
         return None
-    inst = next((i for i in pcat.instances if i.name == instance_type), None)
+    inst = pcat.instance(instance_type)
     if inst is None:
         return None
     if region in inst.prices:
@@ -188,7 +186,7 @@ def volume_gib_month(
     if base is None:
         return None
     notes = [VOLUME_NOTES.get((provider, disk_type.strip().lower()))]
-    pcat = _provider_catalog(catalog, provider)
+    pcat = catalog.providers.get(provider)
     regions = {r.id: r for r in pcat.regions} if pcat else {}
     ref = regions.get(VOLUME_REFERENCE_REGION[provider])
     if region in regions and ref is not None:
@@ -251,8 +249,17 @@ def price_resources(resources: list[Resource], catalog: Catalog | None = None) -
 
     Example:
         ```python
-        priced = price_resources(collect_aws_resources(creds, "us-east-1"))
-        sum(r.monthly_cost or 0 for r in priced)
+        from prefect import flow
+        from prefect_aws import AwsCredentials
+
+        from tasks.inventory.aws import collect_aws_resources
+        from tasks.pricing.resource_prices import price_resources
+
+
+        @flow
+        def aws_monthly_cost() -> float:
+            inventory = collect_aws_resources(AwsCredentials.load("BLOCK_NAME"), "us-east-1")
+            return sum(r.monthly_cost or 0 for r in price_resources(inventory))
         ```
     """
     catalog = catalog or load_catalog()
