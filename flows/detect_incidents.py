@@ -25,7 +25,7 @@ from tasks.common.atomic import write_text_atomic
 from tasks.common.charts import svg_data_uri, timeline_svg
 from tasks.common.paths import reports_dir
 from tasks.common.retry import failure_reason
-from tasks.incidents.anomaly import AnomalyConfig, detect_signals
+from tasks.incidents.anomaly.ensemble import AnomalyConfig, detect_signals
 from tasks.incidents.embeddings import TemplateEmbedder
 from tasks.incidents.pipeline import (
     MinedTemplates,

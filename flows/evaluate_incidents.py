@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from samples.scenarios import SCENARIO_NAMES, generate
-from tasks.incidents.anomaly import AnomalyConfig
+from tasks.incidents.anomaly.ensemble import AnomalyConfig
 from tasks.incidents.embeddings import TemplateEmbedder
 from tasks.incidents.evaluation import Report, ScenarioScore, evaluate
 from tasks.incidents.pipeline import run_pipeline

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from flows.approval import request_approval
 from flows.credentials import load_block
-from tasks.incidents.k8s_actions import ActionPlan, ActionResult, plan_action, run_action
+from tasks.incidents.k8s_actions.deployments import run_action
+from tasks.incidents.k8s_actions.planning import ActionPlan, ActionResult, plan_action
 from tasks.incidents.signals import Suggestion
 
 PLAN_KEY = "remediate-plan"

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from tasks.incidents.anomaly import AnomalyConfig, detect_signals
+from tasks.incidents.anomaly.ensemble import AnomalyConfig, detect_signals
 from tasks.incidents.clustering import TemplateClusters, cluster_templates, clustering_quality
 from tasks.incidents.correlation import correlate
 from tasks.incidents.embeddings import TemplateEmbedder
