@@ -85,6 +85,8 @@ def evaluate_incidents(
 
     Example:
         ```python
+        from flows.evaluate_incidents import evaluate_incidents
+
         result = evaluate_incidents(scenarios=["bad_rollout", "memory_leak_oom"], seeds=[1, 2])
         print(result.table)
         ```

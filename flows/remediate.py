@@ -75,8 +75,12 @@ def remediate(
 
     Example:
         ```python
+        from flows.detect_incidents import detect_incidents
+        from flows.remediate import remediate
+
         report = detect_incidents(kubernetes=[{"namespace": "shop"}])
-        remediate(suggestion=report.incidents[0].suggestions[0], dry_run=False)
+        result = remediate(suggestion=report.incidents[0].suggestions[0], dry_run=False)
+        print(result.status)  # "applied" once a person approved it in the Prefect UI
         ```
     """
     logger = get_run_logger()
