@@ -26,11 +26,8 @@ from tasks.common.charts import svg_data_uri, timeline_svg
 from tasks.common.paths import reports_dir
 from tasks.common.retry import failure_reason
 from tasks.incidents.anomaly.ensemble import AnomalyConfig
-from tasks.incidents.embeddings import TemplateEmbedder
 from tasks.incidents.pipeline import (
-    MinedTemplates,
     PipelineSteps,
-    TemplateSpace,
     correlate_signals,
     embed_and_cluster,
     mine_templates,
@@ -140,48 +137,17 @@ class IncidentReport(BaseModel):
 # ----------------------------------------------------------------------------- tasks
 
 
-@task(name="mine-templates", cache_policy=NO_CACHE, persist_result=False)
-def mine_templates_task(events: list[Event]) -> MinedTemplates:
-    """Mask variable parts and group log messages into templates (streaming, one pass)."""
-    return mine_templates(events)
-
-
-@task(name="embed-and-cluster-templates", cache_policy=NO_CACHE, persist_result=False)
-def embed_and_cluster_task(templates: dict[int, str], embedder: TemplateEmbedder) -> TemplateSpace:
-    """MiniLM embeddings of the unique templates (cached by hash), HDBSCAN clusters."""
-    return embed_and_cluster(templates, embedder)
-
-
-@task(name="score-anomalies", cache_policy=NO_CACHE, persist_result=False)
-def score_anomalies_task(
-    events: list[Event],
-    mined: MinedTemplates,
-    space: TemplateSpace,
-    metrics: list[MetricSeries],
-    config: AnomalyConfig,
-) -> list[AnomalySignal]:
-    """The weighted ensemble: new templates, spikes, Isolation Forest, metrics, issues, alarms."""
-    return score_anomalies(events, mined, space, metrics, config)
-
-
-@task(name="correlate-incidents", cache_policy=NO_CACHE, persist_result=False)
-def correlate_task(
-    signals: list[AnomalySignal],
-    space: TemplateSpace,
-    embedder: TemplateEmbedder,
-    window: timedelta,
-    dependencies: dict[str, list[str]] | None,
-) -> list[Incident]:
-    """Join signals by entity, meaning and time; root cause; remediation suggestions."""
-    return correlate_signals(signals, space, embedder, window, dependencies)
+def _step(name: str, fn):
+    """A pipeline step as a Prefect task (a task run in the UI, no caching or persisting)."""
+    return task(fn, name=name, cache_policy=NO_CACHE, persist_result=False)
 
 
 # The pipeline of tasks.incidents.pipeline.run_pipeline, each step a task run.
 TASK_STEPS = PipelineSteps(
-    mine=mine_templates_task,
-    embed_and_cluster=embed_and_cluster_task,
-    score=score_anomalies_task,
-    correlate=correlate_task,
+    mine=_step("mine-templates", mine_templates),
+    embed_and_cluster=_step("embed-and-cluster-templates", embed_and_cluster),
+    score=_step("score-anomalies", score_anomalies),
+    correlate=_step("correlate-incidents", correlate_signals),
 )
 
 
