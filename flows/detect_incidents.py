@@ -25,15 +25,14 @@ from tasks.common.atomic import write_text_atomic
 from tasks.common.charts import svg_data_uri, timeline_svg
 from tasks.common.paths import reports_dir
 from tasks.common.retry import failure_reason
-from tasks.incidents.anomaly import AnomalyConfig, detect_signals
-from tasks.incidents.embeddings import TemplateEmbedder
+from tasks.incidents.anomaly.ensemble import AnomalyConfig
 from tasks.incidents.pipeline import (
-    MinedTemplates,
-    TemplateSpace,
-    correlate_and_suggest,
+    PipelineSteps,
+    correlate_signals,
     embed_and_cluster,
     mine_templates,
-    signal_embeddings,
+    run_pipeline,
+    score_anomalies,
 )
 from tasks.incidents.signals import AnomalySignal, Incident
 from tasks.telemetry.cloudwatch import (
@@ -43,7 +42,7 @@ from tasks.telemetry.cloudwatch import (
     fetch_cloudwatch_logs,
     fetch_cloudwatch_metrics,
 )
-from tasks.telemetry.files import read_events_jsonl, read_metrics_csv
+from tasks.telemetry.files import load_telemetry_files
 from tasks.telemetry.grafana import fetch_grafana_annotations, query_grafana_datasource
 from tasks.telemetry.kubernetes import (
     fetch_k8s_events,
@@ -138,42 +137,18 @@ class IncidentReport(BaseModel):
 # ----------------------------------------------------------------------------- tasks
 
 
-@task(name="mine-templates", cache_policy=NO_CACHE, persist_result=False)
-def mine_templates_task(events: list[Event]) -> MinedTemplates:
-    """Mask variable parts and group log messages into templates (streaming, one pass)."""
-    return mine_templates(events)
+def _step(name: str, fn):
+    """A pipeline step as a Prefect task (a task run in the UI, no caching or persisting)."""
+    return task(fn, name=name, cache_policy=NO_CACHE, persist_result=False)
 
 
-@task(name="embed-and-cluster-templates", cache_policy=NO_CACHE, persist_result=False)
-def embed_and_cluster_task(templates: dict[int, str]) -> TemplateSpace:
-    """MiniLM embeddings of the unique templates (cached by hash), HDBSCAN clusters."""
-    return embed_and_cluster(templates, TemplateEmbedder())
-
-
-@task(name="score-anomalies", cache_policy=NO_CACHE, persist_result=False)
-def score_anomalies_task(
-    events: list[Event],
-    mined: MinedTemplates,
-    space: TemplateSpace,
-    metrics: list[MetricSeries],
-    config: AnomalyConfig,
-) -> list[AnomalySignal]:
-    """The weighted ensemble: new templates, spikes, Isolation Forest, metrics, issues, alarms."""
-    return detect_signals(
-        events, mined.template_ids, mined.templates, space.by_template_id(), metrics, config
-    )
-
-
-@task(name="correlate-incidents", cache_policy=NO_CACHE, persist_result=False)
-def correlate_task(
-    signals: list[AnomalySignal],
-    space: TemplateSpace,
-    window: timedelta,
-    dependencies: dict[str, list[str]] | None,
-) -> list[Incident]:
-    """Join signals by entity, meaning and time; root cause; remediation suggestions."""
-    vectors = signal_embeddings(signals, space, TemplateEmbedder())
-    return correlate_and_suggest(signals, vectors, window=window, dependencies=dependencies)
+# The pipeline of tasks.incidents.pipeline.run_pipeline, each step a task run.
+TASK_STEPS = PipelineSteps(
+    mine=_step("mine-templates", mine_templates),
+    embed_and_cluster=_step("embed-and-cluster-templates", embed_and_cluster),
+    score=_step("score-anomalies", score_anomalies),
+    correlate=_step("correlate-incidents", correlate_signals),
+)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -332,6 +307,8 @@ def detect_incidents(
 
     Example:
         ```python
+        from flows.detect_incidents import detect_incidents
+
         report = detect_incidents(sentry=[{"credentials_block": "sentry", "projects": ["api"]}],
                                   kubernetes=[{"namespace": "shop"}])
         for incident in report.incidents:
@@ -346,22 +323,24 @@ def detect_incidents(
     jobs = _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets)
     events, metrics, statuses = _collect(jobs, secrets, logger)
     deps = dict(dependencies or {})
-    for path, reader, label in (
-        (events_file, read_events_jsonl, "events file"),
-        (metrics_file, read_metrics_csv, "metrics file"),
+    for path, label, is_events in (
+        (events_file, "events file", True),
+        (metrics_file, "metrics file", False),
     ):
         if path:
-            got = reader(Path(path).expanduser())
+            file = Path(path).expanduser()
+            got = load_telemetry_files(*((file, None) if is_events else (None, file)))
             bad = got.bad_line_count
-            events += getattr(got, "events", [])
-            metrics += getattr(got, "series", [])
+            first_bad = next(iter(got.bad_lines.values()), [None])[0]
+            events += got.events
+            metrics += got.series
             statuses.append(
                 SourceStatus(
                     source=f"{label} {path}",
                     status="collected",
-                    events=len(getattr(got, "events", [])),
-                    series=len(getattr(got, "series", [])),
-                    reason=f"{bad} bad line(s) skipped: {got.bad_lines[0]}" if bad else None,
+                    events=len(got.events),
+                    series=len(got.series),
+                    reason=f"{bad} bad line(s) skipped: {first_bad}" if bad else None,
                 )
             )
     if scenario or not (live or events_file or metrics_file):
@@ -384,13 +363,16 @@ def detect_incidents(
                 "(synthetic Kubernetes, Sentry, CloudWatch and Grafana telemetry with noise)."
             )
     events.sort(key=lambda e: e.timestamp)
-    mined = mine_templates_task(events)
-    space = embed_and_cluster_task(mined.templates)
     config = AnomalyConfig(window_seconds=window_seconds, baseline_end=baseline_end)
-    signals = score_anomalies_task(events, mined, space, metrics, config)
-    incidents = correlate_task(
-        signals, space, timedelta(minutes=correlation_window_minutes), deps or None
+    result = run_pipeline(
+        events,
+        metrics,
+        config=config,
+        window=timedelta(minutes=correlation_window_minutes),
+        dependencies=deps or None,
+        steps=TASK_STEPS,
     )
+    mined, space, signals = result.mined, result.space, result.signals
     failed = [s for s in statuses if s.status == "failed"]
     stamps = [e.timestamp for e in events]
     report = IncidentReport(
@@ -407,7 +389,7 @@ def detect_incidents(
         clusters=len(space.clusters.clusters),
         clustering_quality=space.quality,
         signals=len(signals),
-        incidents=sorted(incidents, key=_rank),
+        incidents=sorted(result.incidents, key=_rank),
         top_signals=sorted(signals, key=lambda s: s.score, reverse=True)[:20],
         notes=notes,
     )

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from samples.scenarios import SCENARIO_NAMES, generate
-from tasks.incidents.anomaly import AnomalyConfig
+from tasks.incidents.anomaly.ensemble import AnomalyConfig
 from tasks.incidents.embeddings import TemplateEmbedder
 from tasks.incidents.evaluation import Report, ScenarioScore, evaluate
 from tasks.incidents.pipeline import run_pipeline
@@ -85,6 +85,8 @@ def evaluate_incidents(
 
     Example:
         ```python
+        from flows.evaluate_incidents import evaluate_incidents
+
         result = evaluate_incidents(scenarios=["bad_rollout", "memory_leak_oom"], seeds=[1, 2])
         print(result.table)
         ```

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from flows.approval import request_approval
 from flows.credentials import load_block
-from tasks.incidents.k8s_actions import ActionPlan, ActionResult, plan_action, run_action
+from tasks.incidents.k8s_actions.deployments import run_action
+from tasks.incidents.k8s_actions.planning import ActionPlan, ActionResult, plan_action
 from tasks.incidents.signals import Suggestion
 
 PLAN_KEY = "remediate-plan"
@@ -74,8 +75,12 @@ def remediate(
 
     Example:
         ```python
+        from flows.detect_incidents import detect_incidents
+        from flows.remediate import remediate
+
         report = detect_incidents(kubernetes=[{"namespace": "shop"}])
-        remediate(suggestion=report.incidents[0].suggestions[0], dry_run=False)
+        result = remediate(suggestion=report.incidents[0].suggestions[0], dry_run=False)
+        print(result.status)  # "applied" once a person approved it in the Prefect UI
         ```
     """
     logger = get_run_logger()

@@ -10,12 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tasks.incidents.anomaly import (
-    AnomalyConfig,
-    DetectorSettings,
-    adaptive_threshold,
-    detect_signals,
-)
+from tasks.incidents.anomaly.ensemble import AnomalyConfig, DetectorSettings, detect_signals
+from tasks.incidents.anomaly.thresholds import adaptive_threshold
 from tasks.incidents.signals import AnomalySignal
 from tasks.telemetry.model import Event, MetricSeries
 

@@ -16,14 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.incidents.correlation import (
-    confidence,
-    correlate,
-    dependency_edges,
-    evidence_score,
-    incident_id,
-    root_cause,
-)
+from tasks.incidents.correlation import correlate, incident_id
+from tasks.incidents.root_cause import confidence, dependency_edges, evidence_score, root_cause
 from tests.signal_builders import NS, pod, sig
 
 

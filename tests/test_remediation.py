@@ -15,17 +15,17 @@ from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCr
 from tasks.clouds.kubernetes import KubernetesApiError, kubernetes_api_client
 from tasks.common.retry import RETRIES, is_transient
 from tasks.incidents.correlation import correlate
-from tasks.incidents.k8s_actions import (
-    ActionError,
-    ActionPlan,
+from tasks.incidents.k8s_actions.deployments import (
     execute_plan,
-    plan_action,
     rollout_restart,
     rollout_undo,
     run_action,
     scale,
 )
-from tasks.incidents.remediation import RULES, format_quantity, parse_quantity, suggest
+from tasks.incidents.k8s_actions.planning import ActionError, ActionPlan, plan_action
+from tasks.incidents.remediation.evidence import format_quantity, parse_quantity
+from tasks.incidents.remediation.ranking import suggest
+from tasks.incidents.remediation.rules import RULES
 from tasks.incidents.signals import Suggestion
 from tests.servers.kubernetes_apps import HASH_LABEL, REVISION, KubernetesAppsServer, deployment
 from tests.signal_builders import NS, pod

@@ -122,6 +122,9 @@ def cluster_templates(
 
     Example:
         ```python
+        from tasks.incidents.clustering import cluster_templates
+        from tasks.incidents.embeddings import TemplateEmbedder
+
         texts = ["connection refused to db <*>", "could not connect to database at <*>",
                  "user <*> logged in"]
         result = cluster_templates(TemplateEmbedder().embed(texts), texts)
@@ -275,6 +278,15 @@ def clustering_quality(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, 
 
     Example:
         ```python
+        from samples.scenarios import generate
+        from tasks.incidents.clustering import cluster_templates, clustering_quality
+        from tasks.incidents.embeddings import TemplateEmbedder
+        from tasks.incidents.pipeline import mine_templates
+
+        templates = list(mine_templates(generate(["bad_rollout"], lines=5000).events)
+                         .templates.values())
+        vectors = TemplateEmbedder().embed(templates)
+        result = cluster_templates(vectors, templates)
         clustering_quality(vectors, result.raw_labels)
         # {'silhouette': 0.41, 'davies_bouldin': 1.2, 'clusters': 17, 'noise': 9}
         ```

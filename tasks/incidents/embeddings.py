@@ -74,6 +74,8 @@ def render_for_model(text: str) -> str:
 
     Example:
         ```python
+        from tasks.incidents.embeddings import render_for_model
+
         render_for_model("PacketResponder <*> for block <BLK> terminating")
         # 'Packet Responder for block id terminating'
         ```
@@ -132,6 +134,8 @@ class TemplateEmbedder:
 
     Example:
         ```python
+        from tasks.incidents.embeddings import TemplateEmbedder
+
         embedder = TemplateEmbedder()
         vectors = embedder.embed(["connection refused to db <*>", "db connection timed out"])
         vectors.shape  # (2, 384); rows are unit vectors

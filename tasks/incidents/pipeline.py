@@ -1,26 +1,28 @@
-"""The incident pipeline's steps, composed in one place for every caller.
-
-``detect_incidents`` runs each step as a Prefect task (so the UI shows where time
-goes), ``evaluate_incidents`` runs the same steps on generated scenarios, and
-``benchmarks/detect_incidents.py`` times them; all three call these functions, so
-there is one pipeline, not three.
+"""The incident pipeline, composed once (``run_pipeline``) for every caller.
 
 Steps: mask + mine templates (log events only) -> embed the unique templates (cached)
 -> cluster them (HDBSCAN) -> anomaly ensemble -> correlation -> remediation suggestions.
+
+``run_pipeline`` holds the order of the steps and how each one's output feeds the next.
+``detect_incidents`` runs it with each step wrapped in a Prefect task (a
+``PipelineSteps`` of tasks, so the UI shows where time goes), ``evaluate_incidents``
+runs it on generated scenarios and ``benchmarks/detect_incidents.py`` times it, both
+with the plain functions: one pipeline, not three.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
 
-from tasks.incidents.anomaly import AnomalyConfig, detect_signals
+from tasks.incidents.anomaly.ensemble import AnomalyConfig, detect_signals
 from tasks.incidents.clustering import TemplateClusters, cluster_templates, clustering_quality
 from tasks.incidents.correlation import correlate
 from tasks.incidents.embeddings import TemplateEmbedder
-from tasks.incidents.remediation import suggest
+from tasks.incidents.remediation.ranking import suggest
 from tasks.incidents.signals import AnomalySignal, Incident
 from tasks.incidents.templates import TemplateMiner
 from tasks.telemetry.model import Event, MetricSeries
@@ -113,6 +115,47 @@ def correlate_and_suggest(
     return incidents
 
 
+def score_anomalies(
+    events: list[Event],
+    mined: MinedTemplates,
+    space: TemplateSpace,
+    metrics: list[MetricSeries],
+    config: AnomalyConfig,
+) -> list[AnomalySignal]:
+    """The anomaly ensemble over the mined templates and their clusters."""
+    return detect_signals(
+        events, mined.template_ids, mined.templates, space.by_template_id(), metrics, config
+    )
+
+
+def correlate_signals(
+    signals: list[AnomalySignal],
+    space: TemplateSpace,
+    embedder: TemplateEmbedder,
+    window: timedelta,
+    dependencies: dict[str, list[str]] | None,
+) -> list[Incident]:
+    """Signal vectors (template or title), incidents, remediation suggestions."""
+    vectors = signal_embeddings(signals, space, embedder)
+    return correlate_and_suggest(signals, vectors, window=window, dependencies=dependencies)
+
+
+@dataclass(frozen=True)
+class PipelineSteps:
+    """How each step of ``run_pipeline`` is called: the plain functions by default.
+
+    A flow passes Prefect tasks with the same signatures (``flows/detect_incidents.py``),
+    so that each step is a task run; the order and wiring stay in ``run_pipeline``.
+    """
+
+    mine: Callable[[list[Event]], MinedTemplates] = mine_templates
+    embed_and_cluster: Callable[[dict[int, str], TemplateEmbedder], TemplateSpace] = (
+        embed_and_cluster
+    )
+    score: Callable[..., list[AnomalySignal]] = score_anomalies
+    correlate: Callable[..., list[Incident]] = correlate_signals
+
+
 @dataclass
 class PipelineResult:
     mined: MinedTemplates
@@ -129,23 +172,37 @@ def run_pipeline(
     window: timedelta = timedelta(minutes=10),
     dependencies: dict[str, list[str]] | None = None,
     embedder: TemplateEmbedder | None = None,
+    steps: PipelineSteps = PipelineSteps(),
 ) -> PipelineResult:
-    """Every step, in order, without Prefect (evaluation and benchmarks).
+    """Every step, in order: templates, embeddings and clusters, anomalies, incidents.
+
+    Args:
+        events: the run's events (any order).
+        metrics: metric series of the same period.
+        config: the anomaly ensemble's windows, baseline and detectors
+            (default ``AnomalyConfig()``).
+        window: the correlation window.
+        dependencies: service -> services it calls (root cause: most upstream).
+        embedder: template embedder (default ``TemplateEmbedder()``, its cache on disk).
+        steps: how each step is called (default: plain functions, no Prefect).
+
+    Returns:
+        The mined templates, the template space, the signals and the incidents (with
+        suggestions).
 
     Example:
         ```python
         from samples.scenarios import generate
-        s = generate(["bad_rollout"], seed=7)
+        from tasks.incidents.pipeline import run_pipeline
+
+        s = generate(["bad_rollout"], seed=7, lines=5000)
         result = run_pipeline(s.events, s.metrics, dependencies=s.dependencies)
-        [i.title for i in result.incidents]
+        print([i.root_cause for i in result.incidents])  # ['service:checkout']
         ```
     """
     embedder = embedder or TemplateEmbedder()
-    mined = mine_templates(events)
-    space = embed_and_cluster(mined.templates, embedder)
-    signals = detect_signals(
-        events, mined.template_ids, mined.templates, space.by_template_id(), metrics, config
-    )
-    vectors = signal_embeddings(signals, space, embedder)
-    incidents = correlate_and_suggest(signals, vectors, window=window, dependencies=dependencies)
+    mined = steps.mine(events)
+    space = steps.embed_and_cluster(mined.templates, embedder)
+    signals = steps.score(events, mined, space, metrics, config or AnomalyConfig())
+    incidents = steps.correlate(signals, space, embedder, window, dependencies)
     return PipelineResult(mined=mined, space=space, signals=signals, incidents=incidents)

@@ -16,6 +16,17 @@ from pydantic import BaseModel, Field
 
 from tasks.telemetry.model import Severity, SourceName
 
+
+def entity_type(entity: str) -> str:
+    """``"pod"`` for ``"pod:api-7d9f"``."""
+    return entity.split(":", 1)[0]
+
+
+def entity_name(entity: str) -> str:
+    """``"api-7d9f"`` for ``"pod:api-7d9f"``."""
+    return entity.split(":", 1)[-1]
+
+
 SignalKind = Literal[
     "new_template",  # a log template never seen in the baseline window
     "frequency_spike",  # a known template far more frequent than its baseline

@@ -1,4 +1,4 @@
-"""The only changes the ``remediate`` flow may make: restart, undo or scale a Deployment.
+"""Apply an ``ActionPlan`` to a Deployment through the ``apps/v1`` API, as kubectl does.
 
 Each action does what the kubectl command of the same name does, through the
 ``apps/v1`` API of the official ``kubernetes`` client:
@@ -19,28 +19,52 @@ result shows the planned change as a unified diff. The result also carries the
 a no-op, so a retry after a lost response cannot roll back twice, and approving a dry
 run's plan executes exactly what was shown.
 
-``plan_action`` turns a ``Suggestion`` into an ``ActionPlan`` and refuses anything
-that is not automatable, not low risk, or not one of these three commands.
 ``run_action`` is the retried task the ``remediate`` flow calls with a
 prefect-kubernetes ``KubernetesCredentials`` block (the sync client is built by
-``tasks.telemetry.kubernetes.kubernetes_api_client``; API failures are that module's
+``tasks.clouds.kubernetes.kubernetes_api_client``; API failures are that module's
 ``KubernetesUnavailable`` (retried) / ``KubernetesApiError`` (not retried)).
+
+Example:
+    ```python
+    from prefect import flow
+    from prefect_kubernetes.credentials import KubernetesCredentials
+
+    from tasks.incidents.k8s_actions.deployments import run_action
+    from tasks.incidents.k8s_actions.planning import ActionPlan
+
+
+    @flow
+    def scale_checkout(replicas: int = 4) -> str:
+        credentials = KubernetesCredentials.load("kubernetes")
+        command = f"kubectl scale deployment/checkout -n shop --replicas={replicas}"
+        plan = ActionPlan(action="scale", name="checkout", namespace="shop", replicas=replicas,
+                          command=command)
+        preview = run_action(credentials, plan, dry_run=True)
+        print(preview.diff)
+        return run_action(credentials, preview.plan, dry_run=False).summary
+
+
+    print(scale_checkout())
+    ```
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import re
-import shlex
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, Field, field_validator
+from typing import TYPE_CHECKING, Any
 
 from tasks.clouds.kubernetes import REQUEST_TIMEOUT, api_error, kubernetes_api_client
 from tasks.common.retry import cloud_api_task, one_line_reason, task_logger
-from tasks.incidents.signals import Suggestion
+from tasks.incidents.k8s_actions.planning import (
+    ActionError,
+    ActionPlan,
+    ActionResult,
+    check_name,
+    check_namespace,
+    check_replicas,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import AppsV1Api
@@ -60,194 +84,6 @@ ANNOTATIONS_TO_SKIP = frozenset(
         "deprecated.deployment.rollback.to",
     }
 )
-MAX_REPLICAS = 1000
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-ActionName = Literal["rollout_restart", "rollout_undo", "scale"]
-_TYPE_TO_ACTION: dict[str, ActionName] = {
-    "restart": "rollout_restart",
-    "rollback": "rollout_undo",
-    "scale": "scale",
-}
-
-
-class ActionError(RuntimeError):
-    """An action kubectl would also refuse: no previous revision, a paused Deployment."""
-
-
-def check_name(value: str, field: str = "name") -> str:
-    """A Deployment name: a DNS-1123 subdomain (lowercase, digits, '-', '.'; <= 253)."""
-    if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
-        raise ValueError(f"{field}: {value!r} is not a valid Kubernetes object name")
-    return value
-
-
-def check_namespace(value: str, field: str = "namespace") -> str:
-    """A namespace: a DNS-1123 label (lowercase, digits, '-'; <= 63)."""
-    if not isinstance(value, str) or len(value) > 63 or not _DNS_LABEL.fullmatch(value):
-        raise ValueError(f"{field}: {value!r} is not a valid Kubernetes namespace")
-    return value
-
-
-def check_replicas(value: int, field: str = "replicas") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_REPLICAS:
-        raise ValueError(f"{field}: {value!r} must be an integer from 0 to {MAX_REPLICAS}")
-    return value
-
-
-class ActionPlan(BaseModel):
-    """One validated call of ``rollout_restart``, ``rollout_undo`` or ``scale``."""
-
-    action: ActionName
-    name: str
-    namespace: str = "default"
-    replicas: int | None = Field(default=None, description="scale only")
-    to_revision: int | None = Field(default=None, description="rollout_undo only")
-    to_replicaset: str | None = Field(
-        default=None, description="rollout_undo: the ReplicaSet pinned by a dry run"
-    )
-    restarted_at: str | None = Field(
-        default=None, description="rollout_restart: the timestamp pinned by a dry run"
-    )
-    command: str = Field(description="The kubectl command this plan does")
-    rule: str | None = Field(default=None, description="The suggestion rule it came from")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return check_namespace(value)
-
-    @field_validator("replicas")
-    @classmethod
-    def _replicas(cls, value: int | None) -> int | None:
-        return None if value is None else check_replicas(value)
-
-    @field_validator("to_revision")
-    @classmethod
-    def _revision(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError(f"to_revision: {value} must be a positive revision number")
-        return value
-
-
-class ActionResult(BaseModel):
-    """What an action changed (or, in a dry run, would change)."""
-
-    action: ActionName
-    name: str
-    namespace: str
-    dry_run: bool
-    changed: bool
-    before: dict[str, str | int | None]
-    after: dict[str, str | int | None]
-    diff: str = Field(description="Unified diff of the pod template or replicas")
-    summary: str
-    plan: ActionPlan = Field(description="The pinned plan: executing it repeats this change")
-
-
-# ---------------------------------------------------------------------- plan
-
-
-def _parse_command(command: str) -> tuple[ActionName, dict[str, Any]]:
-    """Parse exactly the kubectl commands ``tasks.incidents.remediation`` writes for these
-    actions."""
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise ValueError(f"command: cannot be parsed ({exc})") from None
-    namespace, replicas, to_revision = "default", None, None
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-n", "--namespace") and i + 1 < len(argv):
-            namespace, i = argv[i + 1], i + 2
-            continue
-        if arg.startswith("--namespace="):
-            namespace = arg.split("=", 1)[1]
-        elif arg.startswith("--replicas="):
-            replicas = arg.split("=", 1)[1]
-        elif arg.startswith("--to-revision="):
-            to_revision = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-        i += 1
-    shapes: dict[tuple[str, ...], ActionName] = {
-        ("kubectl", "rollout", "restart"): "rollout_restart",
-        ("kubectl", "rollout", "undo"): "rollout_undo",
-        ("kubectl", "scale"): "scale",
-    }
-    action = shapes.get(tuple(rest[:-1]))
-    if action is None or not rest[-1].startswith("deployment/"):
-        raise ValueError(
-            f"command: {command!r} is not 'kubectl rollout restart|undo deployment/<name>' "
-            "or 'kubectl scale deployment/<name> --replicas=<n>'"
-        )
-    args: dict[str, Any] = {
-        "name": check_name(rest[-1].split("/", 1)[1], "command: deployment name"),
-        "namespace": check_namespace(namespace, "command: namespace"),
-    }
-    if action == "scale":
-        if replicas is None or not replicas.isdigit():
-            raise ValueError(f"command: scale needs --replicas=<n>, got {replicas!r}")
-        args["replicas"] = int(replicas)
-    elif replicas is not None:
-        raise ValueError("command: --replicas only applies to kubectl scale")
-    if to_revision is not None:
-        if action != "rollout_undo" or not to_revision.isdigit():
-            raise ValueError(f"command: bad --to-revision={to_revision!r}")
-        args["to_revision"] = int(to_revision)
-    return action, args
-
-
-def plan_action(suggestion: Suggestion) -> ActionPlan:
-    """Turn an automatable, low-risk suggestion into a validated ``ActionPlan``.
-
-    Args:
-        suggestion: from ``tasks.incidents.remediation.suggest``.
-
-    Returns:
-        The plan for ``execute_plan`` / ``run_action``.
-
-    Raises:
-        ValueError: when the suggestion is not automatable, not low risk, not a
-            rollback / restart / scale of a Deployment, its command does not parse, its
-            target disagrees with its command, or it would scale to 0 replicas.
-
-    Example:
-        ```python
-        plan = plan_action(incident.suggestions[0])
-        preview = run_action(credentials, plan, dry_run=True)
-        ```
-    """
-    where = f"suggestion {suggestion.rule!r}"
-    if not suggestion.automatable:
-        raise ValueError(f"{where}: not automatable; a person must run {suggestion.command!r}")
-    if suggestion.risk != "low":
-        raise ValueError(f"{where}: risk is {suggestion.risk!r}; only low-risk actions run")
-    if suggestion.type not in _TYPE_TO_ACTION:
-        raise ValueError(
-            f"{where}: type {suggestion.type!r} is not one of {sorted(_TYPE_TO_ACTION)}"
-        )
-    action, args = _parse_command(suggestion.command)
-    if action != _TYPE_TO_ACTION[suggestion.type]:
-        raise ValueError(f"{where}: type {suggestion.type!r} but command does {action}")
-    kind, _, target = suggestion.target.partition(":")
-    if kind not in ("deployment", "service") or target != args["name"]:
-        raise ValueError(
-            f"{where}: target {suggestion.target!r} is not the command's deployment/{args['name']}"
-        )
-    if action == "scale" and args["replicas"] == 0:
-        raise ValueError(f"{where}: replicas: scaling to 0 stops the service; not low risk")
-    return ActionPlan(action=action, command=suggestion.command, rule=suggestion.rule, **args)
-
-
-# ---------------------------------------------------------------------- API helpers
 
 
 def _call(fn, *args, **kwargs):
@@ -343,7 +179,15 @@ def rollout_restart(
 
     Example:
         ```python
-        result = rollout_restart(api, "payments", "shop", dry_run=False)
+        from kubernetes.client import AppsV1Api
+        from prefect_kubernetes.credentials import KubernetesCredentials
+
+        from tasks.clouds.kubernetes import kubernetes_api_client
+        from tasks.incidents.k8s_actions.deployments import rollout_restart
+
+        with kubernetes_api_client(KubernetesCredentials.load("kubernetes")) as client:
+            result = rollout_restart(AppsV1Api(client), "payments", "shop", dry_run=False)
+        print(result.summary)  # restarted deployment/payments -n shop
         ```
     """
     check_name(name), check_namespace(namespace)
@@ -459,9 +303,18 @@ def rollout_undo(
 
     Example:
         ```python
-        preview = rollout_undo(api, "checkout", "shop")  # dry run
-        done = rollout_undo(api, "checkout", "shop", to_replicaset=preview.plan.to_replicaset,
-                            dry_run=False)
+        from kubernetes.client import AppsV1Api
+        from prefect_kubernetes.credentials import KubernetesCredentials
+
+        from tasks.clouds.kubernetes import kubernetes_api_client
+        from tasks.incidents.k8s_actions.deployments import rollout_undo
+
+        with kubernetes_api_client(KubernetesCredentials.load("kubernetes")) as client:
+            api = AppsV1Api(client)
+            preview = rollout_undo(api, "checkout", "shop")  # dry run
+            done = rollout_undo(api, "checkout", "shop",
+                                to_replicaset=preview.plan.to_replicaset, dry_run=False)
+        print(done.summary)
         ```
     """
     check_name(name), check_namespace(namespace)
@@ -559,7 +412,15 @@ def scale(
 
     Example:
         ```python
-        scale(api, "checkout", "shop", 4, dry_run=False).after  # {"replicas": 4}
+        from kubernetes.client import AppsV1Api
+        from prefect_kubernetes.credentials import KubernetesCredentials
+
+        from tasks.clouds.kubernetes import kubernetes_api_client
+        from tasks.incidents.k8s_actions.deployments import scale
+
+        with kubernetes_api_client(KubernetesCredentials.load("kubernetes")) as client:
+            print(scale(AppsV1Api(client), "checkout", "shop", 4, dry_run=False).after)
+        # {'replicas': 4}
         ```
     """
     check_name(name), check_namespace(namespace), check_replicas(replicas)
@@ -608,8 +469,20 @@ def execute_plan(apps_api: AppsV1Api, plan: ActionPlan, *, dry_run: bool = True)
 
     Example:
         ```python
-        preview = execute_plan(api, plan)
-        done = execute_plan(api, preview.plan, dry_run=False)
+        from kubernetes.client import AppsV1Api
+        from prefect_kubernetes.credentials import KubernetesCredentials
+
+        from tasks.clouds.kubernetes import kubernetes_api_client
+        from tasks.incidents.k8s_actions.deployments import execute_plan
+        from tasks.incidents.k8s_actions.planning import ActionPlan
+
+        plan = ActionPlan(action="rollout_restart", name="payments", namespace="shop",
+                          command="kubectl rollout restart deployment/payments -n shop")
+        with kubernetes_api_client(KubernetesCredentials.load("kubernetes")) as client:
+            api = AppsV1Api(client)
+            preview = execute_plan(api, plan)
+            done = execute_plan(api, preview.plan, dry_run=False)
+        print(preview.diff, done.summary)
         ```
     """
     if plan.action == "rollout_restart":
@@ -648,18 +521,18 @@ def _require_pinned(plan: ActionPlan) -> None:
 
 @cloud_api_task("k8s-remediation-action")
 def run_action(
-    credentials: KubernetesCredentials, plan: ActionPlan, dry_run: bool = True
+    kubernetes_credentials: KubernetesCredentials, plan: ActionPlan, dry_run: bool = True
 ) -> ActionResult:
     """Execute one plan against the cluster the credentials point at.
 
-    The client comes from ``tasks.telemetry.kubernetes.kubernetes_api_client`` (the block's
+    The client comes from ``tasks.clouds.kubernetes.kubernetes_api_client`` (the block's
     kubeconfig, else in-cluster, else ~/.kube/config). Retried on throttling, 5xx and
     connection failures only. A real run (``dry_run=False``) of an undo or restart needs
     the *pinned* plan of a dry run (``result.plan``): a retried or repeated execution of
     it is then a no-op instead of a second rollback / restart.
 
     Args:
-        credentials: prefect-kubernetes ``KubernetesCredentials``.
+        kubernetes_credentials: prefect-kubernetes ``KubernetesCredentials``.
         plan: from ``plan_action`` (dry run) or a dry run's ``result.plan``.
         dry_run: validate on the server without persisting (default).
 
@@ -671,9 +544,27 @@ def run_action(
 
     Example:
         ```python
-        preview = run_action(credentials, plan_action(suggestion), dry_run=True)
-        # ... pause_flow_run for approval showing preview.diff ...
-        done = run_action(credentials, preview.plan, dry_run=False)
+        from prefect import flow
+        from prefect_kubernetes.credentials import KubernetesCredentials
+
+        from tasks.incidents.k8s_actions.deployments import run_action
+        from tasks.incidents.k8s_actions.planning import plan_action
+        from tasks.incidents.signals import Suggestion
+
+
+        @flow
+        def restart_payments() -> str:
+            credentials = KubernetesCredentials.load("kubernetes")
+            suggestion = Suggestion(rule="upstream-timeouts", type="restart",
+                                    target="deployment:payments",
+                                    command="kubectl rollout restart deployment/payments -n shop",
+                                    risk="low", automatable=True, reason="payments times out")
+            preview = run_action(credentials, plan_action(suggestion), dry_run=True)
+            # ... pause_flow_run for approval showing preview.diff ...
+            return run_action(credentials, preview.plan, dry_run=False).summary
+
+
+        print(restart_payments())
         ```
     """
     from kubernetes.client import AppsV1Api
@@ -682,7 +573,7 @@ def run_action(
         _require_pinned(plan)
     logger = task_logger(__name__)
     try:
-        with kubernetes_api_client(credentials) as client:
+        with kubernetes_api_client(kubernetes_credentials) as client:
             result = execute_plan(AppsV1Api(client), plan, dry_run=dry_run)
     except Exception as exc:
         logger.warning("%s failed: %s", plan.command, one_line_reason(exc))
