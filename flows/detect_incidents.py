@@ -320,6 +320,9 @@ def detect_incidents(
     notes: list[str] = []
     since = datetime.now(UTC) - timedelta(minutes=since_minutes)
     live = bool(kubernetes or sentry or cloudwatch or grafana)
+    for field, path in (("events_file", events_file), ("metrics_file", metrics_file)):
+        if path and not Path(path).expanduser().is_file():
+            raise ValueError(f"{field}: no such file: {path}")  # before any outside call
     jobs = _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets)
     events, metrics, statuses = _collect(jobs, secrets, logger)
     deps = dict(dependencies or {})

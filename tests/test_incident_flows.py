@@ -181,6 +181,8 @@ def test_bad_parameters_are_named(harness, home):
         validate_parameters(detect_incidents, {"window_seconds": 0})
     with pytest.raises(ValueError, match="sentry\\[0\\].credentials_block"):
         detect_incidents(sentry=[{"credentials_block": "no-such-block"}])
+    with pytest.raises(ValueError, match="metrics_file: no such file: /nonexistent/m.csv"):
+        detect_incidents(metrics_file="/nonexistent/m.csv")
 
 
 def test_evaluation_reports_precision_recall_and_root_cause(harness, home):
