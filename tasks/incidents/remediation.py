@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from tasks.incidents.correlation import entity_name, entity_type
 from tasks.incidents.signals import AnomalySignal, Incident, Suggestion
-from tasks.telemetry.kubernetes import service_from_pod_name
+from tasks.telemetry.entities import service_from_pod_name
 
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 POSTGRES_DEFAULT_MAX_CONNECTIONS = 100
