@@ -39,9 +39,9 @@ from tasks.telemetry.cloudwatch import (
     MetricQuery,
     fetch_cloudwatch_alarm_history,
     fetch_cloudwatch_alarms,
-    fetch_cloudwatch_logs,
     fetch_cloudwatch_metrics,
 )
+from tasks.telemetry.cloudwatch_logs import fetch_cloudwatch_logs
 from tasks.telemetry.files import load_telemetry_files
 from tasks.telemetry.grafana import fetch_grafana_annotations, query_grafana_datasource
 from tasks.telemetry.kubernetes import (

@@ -13,8 +13,8 @@ import boto3
 import pytest
 from prefect_aws import AwsCredentials
 
+from tasks.clouds import aws as aws_clients
 from tasks.common.retry import RETRIES, retry_on_transient
-from tasks.inventory import aws as aws_resources
 from tasks.inventory.aws import (
     address_resource,
     collect_aws_resources,
@@ -368,7 +368,7 @@ def test_collect_inventory_and_metrics(world, proxy, monkeypatch):
 
 def test_metric_queries_are_batched(world, proxy, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", proxy.url)
-    monkeypatch.setattr(aws_resources, "MAX_QUERIES_PER_CALL", 4)
+    monkeypatch.setattr(aws_clients, "METRIC_DATA_QUERIES_PER_CALL", 4)
     found = collect_aws_resources.fn(assumed_block(proxy.url), REGION, metrics_days=2)
     calls = api_calls(proxy, "GetMetricData")
     assert len(calls) == 3  # 4 + 4 + 1 queries
@@ -388,3 +388,46 @@ def test_collected_inventory_prices(world, proxy, monkeypatch):
     assert by_id[world["free_ip"]].monthly_cost == 3.65
     assert by_id[world["nat"]].monthly_cost == 32.85
     assert by_id[world["loose"]].monthly_cost == pytest.approx(50.0)  # 500 GiB gp2, us price
+
+
+def test_get_metric_data_batches_and_reads_every_page(monkeypatch):
+    """The one GetMetricData reader: batches of METRIC_DATA_QUERIES_PER_CALL, every page."""
+    calls: list[dict] = []
+
+    class Paginator:
+        def paginate(self, **kwargs):
+            calls.append(kwargs)
+            ids = [q["Id"] for q in kwargs["MetricDataQueries"]]
+            first = {"MetricDataResults": [{"Id": i, "Values": [1.0]} for i in ids]}
+            return [first, {"MetricDataResults": [{"Id": ids[0], "Values": [2.0]}]}, {}]
+
+    class Client:
+        def get_paginator(self, name):
+            assert name == "get_metric_data"
+            return Paginator()
+
+    monkeypatch.setattr(aws_clients, "METRIC_DATA_QUERIES_PER_CALL", 2)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    queries = [{"Id": f"q{i}"} for i in range(5)]
+    results = aws_clients.get_metric_data(Client(), queries, start, end)
+    assert [[q["Id"] for q in c["MetricDataQueries"]] for c in calls] == [
+        ["q0", "q1"],
+        ["q2", "q3"],
+        ["q4"],
+    ]
+    assert all(
+        (c["StartTime"], c["EndTime"], c["ScanBy"]) == (start, end, "TimestampAscending")
+        for c in calls
+    )
+    assert [(r["Id"], r["Values"]) for r in results] == [
+        ("q0", [1.0]),
+        ("q1", [1.0]),
+        ("q0", [2.0]),
+        ("q2", [1.0]),
+        ("q3", [1.0]),
+        ("q2", [2.0]),
+        ("q4", [1.0]),
+        ("q4", [2.0]),
+    ]
+    calls.clear()
+    assert aws_clients.get_metric_data(Client(), [], start, end) == [] and not calls

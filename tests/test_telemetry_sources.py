@@ -27,7 +27,7 @@ from blocks.grafana import GrafanaCredentials
 from blocks.sentry import SentryCredentials
 from tasks.clouds.kubernetes import KubernetesApiError, KubernetesUnavailable
 from tasks.common.retry import is_transient, one_line_reason
-from tasks.telemetry import cloudwatch, grafana, kubernetes, sentry
+from tasks.telemetry import cloudwatch, cloudwatch_logs, entities, grafana, kubernetes, sentry
 from tasks.telemetry.files import (
     load_telemetry_files,
     log_severity,
@@ -568,16 +568,16 @@ def test_k8s_transient_failure_is_retried_by_the_task(harness, cluster, fast_ret
 
 
 def test_k8s_pure_naming_helpers():
-    assert kubernetes.service_from_pod_name("checkout-7d9f8b6c5d-x2x4z") == "checkout"
-    assert kubernetes.service_from_pod_name("postgres-0") == "postgres"
-    assert kubernetes.service_from_pod_name("fluentd-k8s4q") == "fluentd"
-    assert kubernetes.service_from_pod_name("standalone") == "standalone"
-    assert kubernetes.owner_workload("ReplicaSet", "api-7d9f8b6c5d", "7d9f8b6c5d") == "api"
-    assert kubernetes.owner_workload("Job", "nightly-report-28374650") == "nightly-report"
+    assert entities.service_from_pod_name("checkout-7d9f8b6c5d-x2x4z") == "checkout"
+    assert entities.service_from_pod_name("postgres-0") == "postgres"
+    assert entities.service_from_pod_name("fluentd-k8s4q") == "fluentd"
+    assert entities.service_from_pod_name("standalone") == "standalone"
+    assert entities.owner_workload("ReplicaSet", "api-7d9f8b6c5d", "7d9f8b6c5d") == "api"
+    assert entities.owner_workload("Job", "nightly-report-28374650") == "nightly-report"
     bare = k8s.pod("debug", "shop", labels={})
-    assert kubernetes.pod_service(bare) is None
+    assert entities.pod_service(bare) is None
     labelled = k8s.pod("x", "shop", labels={"team.io/service": "cart", "app": "other"})
-    assert kubernetes.pod_service(labelled, ["team.io/service", "app"]) == "cart"
+    assert entities.pod_service(labelled, ["team.io/service", "app"]) == "cart"
     with pytest.raises(ValueError, match="namespace: must be a DNS label"):
         kubernetes.fetch_k8s_pods.fn(None, namespace="Shop_1")
     with pytest.raises(ValueError, match="label_selector: must be a non-empty"):
@@ -1070,7 +1070,7 @@ def test_cloudwatch_filter_log_events_with_pattern(moto_url):
         ],
     )
     creds = aws_credentials(moto_url)
-    found = cloudwatch.fetch_cloudwatch_logs.fn(
+    found = cloudwatch_logs.fetch_cloudwatch_logs.fn(
         creds, group, NOW - timedelta(minutes=30), NOW, filter_pattern="ERROR"
     )
     assert [e.message for e in found.events] == [
@@ -1081,9 +1081,9 @@ def test_cloudwatch_filter_log_events_with_pattern(moto_url):
     assert first.entity == "function:checkout-fn" and first.severity == "error"
     assert first.timestamp == NOW - timedelta(minutes=4)
     assert first.attributes["log_stream"] == stream and first.attributes["log_group"] == group
-    everything = cloudwatch.fetch_cloudwatch_logs.fn(creds, group, NOW - timedelta(minutes=30))
+    everything = cloudwatch_logs.fetch_cloudwatch_logs.fn(creds, group, NOW - timedelta(minutes=30))
     assert [e.severity for e in everything.events] == ["info", "error", "warning", "error"]
-    capped = cloudwatch.fetch_cloudwatch_logs.fn(
+    capped = cloudwatch_logs.fetch_cloudwatch_logs.fn(
         creds, group, NOW - timedelta(minutes=30), max_events=2
     )
     assert capped.truncated is True and len(capped.events) == 2
@@ -1101,7 +1101,7 @@ def test_cloudwatch_logs_insights_query(moto_url):
             (NOW - timedelta(minutes=4), 'level=warn msg="cache miss storm"'),
         ],
     )
-    result = cloudwatch.run_logs_insights_query.fn(
+    result = cloudwatch_logs.run_logs_insights_query.fn(
         aws_credentials(moto_url),
         [group],
         "fields @timestamp, @message, @logStream | sort @timestamp desc | limit 2",
@@ -1126,7 +1126,7 @@ def test_cloudwatch_logs_insights_query(moto_url):
 
 
 def test_cloudwatch_insights_rows_and_container_insights_entities():
-    rows = cloudwatch.insights_rows(
+    rows = cloudwatch_logs.insights_rows(
         [
             [
                 {"field": "@timestamp", "value": "2025-03-01 10:00:00.000"},
@@ -1137,7 +1137,7 @@ def test_cloudwatch_insights_rows_and_container_insights_entities():
             [{"field": "bin(5m)", "value": "2025-03-01 10:00:00"}, {"field": "n", "value": "4"}],
         ]
     )
-    events = cloudwatch.insights_rows_to_events(rows, "/aws/lambda/other")
+    events = cloudwatch_logs.insights_rows_to_events(rows, "/aws/lambda/other")
     assert len(events) == 1 and events[0].entity == "function:resize"
     assert events[0].severity == "error"  # a Lambda timeout names no level
     assert events[0].attributes["field.requestId"] == "r-1"
@@ -1158,19 +1158,21 @@ def test_cloudwatch_insights_rows_and_container_insights_entities():
         "ip-10-0-1-5.ec2.internal-application.var.log.containers."
         f"checkout-7d9f8b6c5d-x2x4z_shop_api-{'a' * 64}.log"
     )
-    entity, related, message, attrs = cloudwatch.log_entities(
+    entity, related, message, attrs = cloudwatch_logs.log_entities(
         "/aws/containerinsights/prod/application", stream, record
     )
     assert entity == "pod:checkout-7d9f8b6c5d-x2x4z"
     assert related == ["service:checkout", "node:ip-10-0-1-5.ec2.internal", "namespace:shop"]
     assert message == "ERROR connection reset by peer" and attrs["cluster"] == "prod"
-    plain = cloudwatch.log_entities("/aws/containerinsights/prod/application", stream, "oops")
+    plain = cloudwatch_logs.log_entities("/aws/containerinsights/prod/application", stream, "oops")
     assert plain[0] == "pod:checkout-7d9f8b6c5d-x2x4z" and plain[1][0] == "service:checkout"
-    custom = [cloudwatch.LogEntityRule(pattern=r"^/apps/(?P<name>[^/]+)/", entity_type="service")]
-    assert cloudwatch.log_entities("/apps/cart/web", "s", "m", custom)[0] == "service:cart"
-    assert cloudwatch.log_entities("/misc", "s", "m")[0] == "unknown:/misc"
+    custom = [
+        cloudwatch_logs.LogEntityRule(pattern=r"^/apps/(?P<name>[^/]+)/", entity_type="service")
+    ]
+    assert cloudwatch_logs.log_entities("/apps/cart/web", "s", "m", custom)[0] == "service:cart"
+    assert cloudwatch_logs.log_entities("/misc", "s", "m")[0] == "unknown:/misc"
     with pytest.raises(ValidationError, match="needs a named group"):
-        cloudwatch.LogEntityRule(pattern="^/x/(.*)$", entity_type="service")
+        cloudwatch_logs.LogEntityRule(pattern="^/x/(.*)$", entity_type="service")
 
 
 def test_cloudwatch_metric_data(moto_url):
@@ -1390,9 +1392,9 @@ def test_cloudwatch_alarm_history_pure_mapping():
 def test_cloudwatch_input_checks_before_any_call():
     creds = aws_credentials("http://127.0.0.1:9")  # nothing listens: a call would fail
     with pytest.raises(ValueError, match="until: must be after since"):
-        cloudwatch.fetch_cloudwatch_logs.fn(creds, "/g", NOW, NOW - timedelta(minutes=1))
+        cloudwatch_logs.fetch_cloudwatch_logs.fn(creds, "/g", NOW, NOW - timedelta(minutes=1))
     with pytest.raises(ValueError, match="log_groups: give 1 to 50"):
-        cloudwatch.run_logs_insights_query.fn(
+        cloudwatch_logs.run_logs_insights_query.fn(
             creds, [], "fields @message", NOW - timedelta(hours=1)
         )
     with pytest.raises(ValueError, match="state_value: must be one of"):

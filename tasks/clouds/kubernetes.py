@@ -9,8 +9,6 @@ permission, validation, not found: not retried), with the API's own message.
 
 Example:
     ```python
-    import json
-
     from kubernetes.client import CoreV1Api
     from prefect import flow
     from prefect_kubernetes.credentials import KubernetesCredentials
@@ -103,23 +101,37 @@ def api_error(exc: BaseException) -> Exception:
 
 
 @contextmanager
-def kubernetes_api_client(credentials: KubernetesCredentials | None) -> Iterator[ApiClient]:
+def kubernetes_api_client(
+    kubernetes_credentials: KubernetesCredentials | None,
+) -> Iterator[ApiClient]:
     """A sync ``kubernetes`` ``ApiClient`` for the block's cluster, closed on exit.
 
-    Resolution follows prefect-kubernetes: ``credentials.cluster_config`` (kubeconfig
-    dict + context) when set, else in-cluster config, else the default kubeconfig.
-    urllib3's own retries are off: the task retries.
+    Resolution follows prefect-kubernetes: ``kubernetes_credentials.cluster_config``
+    (kubeconfig dict + context) when set, else in-cluster config, else the default
+    kubeconfig. urllib3's own retries are off: the task retries.
 
     Example:
         ```python
-        with kubernetes_api_client(KubernetesCredentials.load("prod")) as api:
-            CoreV1Api(api).list_namespace()
+        import json
+
+        from kubernetes.client import CoreV1Api
+        from prefect import flow
+        from prefect_kubernetes.credentials import KubernetesCredentials
+
+        from tasks.clouds.kubernetes import json_call, kubernetes_api_client
+
+
+        @flow
+        def node_names() -> list[str]:
+            with kubernetes_api_client(KubernetesCredentials.load("BLOCK_NAME")) as api:
+                nodes = json.loads(json_call(CoreV1Api(api).list_node))
+            return [node["metadata"]["name"] for node in nodes["items"]]
         ```
     """
     from kubernetes import client, config
 
     configuration = client.Configuration()
-    cluster = getattr(credentials, "cluster_config", None)
+    cluster = getattr(kubernetes_credentials, "cluster_config", None)
     if cluster is not None:
         config.load_kube_config_from_dict(
             config_dict=cluster.config,

@@ -2,7 +2,8 @@
 
 One region per call, through a prefect-aws ``AwsCredentials`` block (keys, profile or
 ``assume_role_arn``). Running instances and NAT gateways get ``metrics_days`` of
-CloudWatch data with ``GetMetricData`` (hourly periods, up to 500 queries per request):
+CloudWatch data with ``GetMetricData`` (hourly periods; ``tasks.clouds.aws.get_metric_data``
+batches the queries, 500 per request):
 
 - ``cpu_percent``: hourly ``CPUUtilization`` Average (average, p95 of the hourly
   averages, ``datapoints``) and the largest hourly Maximum (``maximum``);
@@ -24,13 +25,12 @@ from typing import Any
 
 from prefect_aws import AwsCredentials
 
-from tasks.clouds.aws import aws_client
+from tasks.clouds.aws import aws_client, get_metric_data
 from tasks.common.retry import cloud_api_task, task_logger
 from tasks.common.times import as_utc, parse_time_or_none
 from tasks.inventory.model import MetricSummary, Resource
 
 PERIOD_SECONDS = 3600
-MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit
 MAX_METRICS_DAYS = 63  # CloudWatch keeps 1-minute data 15 days, 5-minute 63 days, hourly 455
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
 LIVE_NAT_STATES = ["pending", "available"]
@@ -60,7 +60,12 @@ def parse_state_since(reason: str | None) -> datetime | None:
 
     Example:
         ```python
-        parse_state_since("User initiated (2025-06-01 12:00:00 GMT)")  # 2025-06-01 12:00 UTC
+        from datetime import UTC, datetime
+
+        from tasks.inventory.aws import parse_state_since
+
+        stopped = parse_state_since("User initiated (2025-06-01 12:00:00 GMT)")
+        assert stopped == datetime(2025, 6, 1, 12, tzinfo=UTC)
         ```
     """
     match = _TRANSITION_TIME.search(reason or "")
@@ -255,16 +260,10 @@ def _fetch_series(
     series: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for rid, key, _ in queries.values():
         series[rid][key] = []
-    ids = list(queries)
-    for i in range(0, len(ids), MAX_QUERIES_PER_CALL):
-        batch = [queries[q][2] for q in ids[i : i + MAX_QUERIES_PER_CALL]]
-        pages = cloudwatch.get_paginator("get_metric_data").paginate(
-            MetricDataQueries=batch, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
-        )
-        for page in pages:
-            for result in page.get("MetricDataResults") or []:
-                rid, key, _ = queries[result["Id"]]
-                series[rid][key].extend(float(v) for v in result.get("Values") or [])
+    data_queries = [query for _, _, query in queries.values()]
+    for result in get_metric_data(cloudwatch, data_queries, start, end):
+        rid, key, _ = queries[result["Id"]]
+        series[rid][key].extend(float(v) for v in result.get("Values") or [])
     return dict(series)
 
 
@@ -277,7 +276,7 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[st
 
 @cloud_api_task("aws-resources")
 def collect_aws_resources(
-    credentials: AwsCredentials,
+    aws_credentials: AwsCredentials,
     region: str,
     *,
     metrics_days: int = 14,
@@ -291,7 +290,7 @@ def collect_aws_resources(
     for running instances (CPU, network) and NAT gateways (bytes out).
 
     Args:
-        credentials: prefect-aws ``AwsCredentials`` block; its session and
+        aws_credentials: prefect-aws ``AwsCredentials`` block; its session and
             ``aws_client_parameters`` (e.g. ``endpoint_url``) are used for every call.
         region: region code, e.g. ``us-east-1``.
         metrics_days: look-back window for CloudWatch metrics (1-63 days).
@@ -318,11 +317,10 @@ def collect_aws_resources(
     end = as_utc(now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=metrics_days)
     logger = task_logger(__name__)
-    session = credentials.get_boto3_session()
-    account = aws_client(credentials, "sts", region, session=session).get_caller_identity()[
-        "Account"
-    ]
-    ec2 = aws_client(credentials, "ec2", region, session=session)
+    session = aws_credentials.get_boto3_session()
+    sts = aws_client(aws_credentials, "sts", region, session=session)
+    account = sts.get_caller_identity()["Account"]
+    ec2 = aws_client(aws_credentials, "ec2", region, session=session)
 
     state_filter = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
     reservations = _pages(ec2, "describe_instances", "Reservations", Filters=state_filter)
@@ -346,7 +344,7 @@ def collect_aws_resources(
 
     queries = metric_queries(resources)
     if queries:
-        cloudwatch = aws_client(credentials, "cloudwatch", region, session=session)
+        cloudwatch = aws_client(aws_credentials, "cloudwatch", region, session=session)
         summaries = summarize_series(_fetch_series(cloudwatch, queries, start, end), metrics_days)
         resources = [
             r.model_copy(update={"metrics": summaries[r.id]}) if r.id in summaries else r

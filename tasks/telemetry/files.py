@@ -15,9 +15,47 @@ reason (counted in the result and logged), never dropped silently. Writers repla
 target atomically (a temp file in the same folder, then a rename), so a reader never
 sees half a file.
 
-Two small helpers every source shares live here as well: ``parse_time`` (ISO 8601 or
-epoch to an aware UTC datetime) and ``log_severity`` (the level written in a raw log
-line: ``ERROR``, ``level=warn``, ``"severity":"error"``, klog's ``E0512``...).
+A helper every source shares lives here as well: ``log_severity`` (the level written in
+a raw log line: ``ERROR``, ``level=warn``, ``"severity":"error"``, klog's ``E0512``...).
+Times are read with ``tasks.common.times.parse_time``.
+
+Example:
+    ```python
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from prefect import flow
+
+    from tasks.telemetry.files import load_telemetry_files, write_events_jsonl, write_metrics_csv
+    from tasks.telemetry.model import Event, MetricSeries
+
+
+    @flow
+    def replay(folder: str) -> int:
+        files = load_telemetry_files(f"{folder}/events.jsonl", f"{folder}/metrics.csv")
+        return len(files.events) + len(files.series)
+
+
+    folder = Path(tempfile.mkdtemp())
+    now = datetime.now(UTC)
+    write_events_jsonl(
+        folder / "events.jsonl",
+        [Event(timestamp=now, source="file", entity="service:checkout", message="ERROR boom")],
+    )
+    write_metrics_csv(
+        folder / "metrics.csv",
+        [
+            MetricSeries(
+                source="file",
+                entity="service:checkout",
+                metric="cpu_percent",
+                timestamps=[now],
+                values=[93.0],
+            )
+        ],
+    )
+    ```
 """
 
 from __future__ import annotations
@@ -114,8 +152,10 @@ def log_severity(line: str, default: Severity = "info") -> Severity:
 
     Example:
         ```python
-        log_severity('{"level":"warn","msg":"slow query"}')  # 'warning'
-        log_severity("E0512 10:04:05.1 1 main.go:42] dial tcp: refused")  # 'error'
+        from tasks.telemetry.files import log_severity
+
+        assert log_severity('{"level":"warn","msg":"slow query"}') == "warning"
+        assert log_severity("E0512 10:04:05.1 1 main.go:42] dial tcp: refused") == "error"
         ```
     """
     head = line[:2000]
@@ -242,8 +282,21 @@ def read_events_jsonl(path: str | os.PathLike[str]) -> EventsFile:
 
     Example:
         ```python
-        read = read_events_jsonl("scenario/events.jsonl")
-        print(len(read.events), read.bad_line_count, read.bad_lines[:3])
+        import tempfile
+        from datetime import UTC, datetime
+        from pathlib import Path
+
+        from tasks.telemetry.files import read_events_jsonl, write_events_jsonl
+        from tasks.telemetry.model import Event
+
+        path = Path(tempfile.mkdtemp()) / "events.jsonl"
+        event = Event(
+            timestamp=datetime.now(UTC), source="file", entity="pod:api-0", message="OOMKilled"
+        )
+        write_events_jsonl(path, [event])
+        path.write_text(path.read_text() + "not json")
+        read = read_events_jsonl(path)
+        assert (len(read.events), read.bad_line_count) == (1, 1)
         ```
     """
     out = EventsFile(path=str(path))
@@ -264,10 +317,7 @@ def read_events_jsonl(path: str | os.PathLike[str]) -> EventsFile:
 def write_events_jsonl(path: str | os.PathLike[str], events: Iterable[Event]) -> Path:
     """Write events as JSON Lines (ISO 8601 UTC timestamps), replacing ``path`` atomically.
 
-    Example:
-        ```python
-        write_events_jsonl("out/events.jsonl", events)
-        ```
+    See ``read_events_jsonl`` for an example (it writes the file it reads).
     """
     body = "".join(event.model_dump_json() + "\n" for event in events)
     return write_text_atomic(path, body)
@@ -323,8 +373,24 @@ def read_metrics_csv(path: str | os.PathLike[str], source: str = "file") -> Metr
 
     Example:
         ```python
-        read = read_metrics_csv("scenario/metrics.csv")
-        cpu = [s for s in read.series if s.metric == "cpu_percent"]
+        import tempfile
+        from datetime import UTC, datetime
+        from pathlib import Path
+
+        from tasks.telemetry.files import read_metrics_csv, write_metrics_csv
+        from tasks.telemetry.model import MetricSeries
+
+        path = Path(tempfile.mkdtemp()) / "metrics.csv"
+        cpu = MetricSeries(
+            source="file",
+            entity="host:web-1",
+            metric="cpu_percent",
+            timestamps=[datetime.now(UTC)],
+            values=[42.0],
+        )
+        write_metrics_csv(path, [cpu])
+        read = read_metrics_csv(path)
+        assert [s.metric for s in read.series if s.entity == "host:web-1"] == ["cpu_percent"]
         ```
     """
     out = MetricsFile(path=str(path))
@@ -368,10 +434,7 @@ def write_metrics_csv(path: str | os.PathLike[str], series: Iterable[MetricSerie
     Columns: ``timestamp, entity, metric, value, unit, source, related``. Series
     ``attributes`` are not written (the format has no column for them).
 
-    Example:
-        ```python
-        write_metrics_csv("out/metrics.csv", series)
-        ```
+    See ``read_metrics_csv`` for an example (it writes the file it reads).
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -414,7 +477,15 @@ def load_telemetry_files(
 
     Example:
         ```python
-        files = load_telemetry_files("demo/events.jsonl", "demo/metrics.csv")
+        from prefect import flow
+
+        from tasks.telemetry.files import load_telemetry_files
+
+
+        @flow
+        def exported_errors(events_path: str) -> list[str]:
+            files = load_telemetry_files(events_path)
+            return [e.message for e in files.events if e.severity in ("error", "critical")]
         ```
     """
     if events_path is None and metrics_path is None:

@@ -17,6 +17,32 @@ A query that Grafana reports as failed (``results.<refId>.error``; Grafana answe
 such a request with HTTP 400 or 207 and still sends the other queries' frames) is named
 in the result's ``errors``, not dropped. Entities from tags/labels: ``service:api`` or
 ``service=api`` style annotation tags, and label names mapped by ``LABEL_ENTITY_TYPES``.
+
+Example:
+    ```python
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import flow
+
+    from blocks.grafana import GrafanaCredentials
+    from tasks.telemetry.grafana import fetch_grafana_annotations, query_grafana_datasource
+
+
+    @flow
+    def deploys_and_errors() -> int:
+        grafana_credentials = GrafanaCredentials.load("BLOCK_NAME")
+        since = datetime.now(UTC) - timedelta(hours=1)
+        deploys = fetch_grafana_annotations(grafana_credentials, since, tags=["deploy"])
+        errors = 'sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))'
+        result = query_grafana_datasource(
+            grafana_credentials,
+            "prometheus",
+            [{"refId": "A", "expr": errors}],
+            since,
+            metric_names={"A": "http_5xx_rate"},
+        )
+        return len(deploys) + len(result.series)
+    ```
 """
 
 from __future__ import annotations
@@ -302,7 +328,7 @@ def ds_query_response_to_series(
 
 @cloud_api_task("grafana-dashboards")
 def search_grafana_dashboards(
-    credentials: GrafanaCredentials,
+    grafana_credentials: GrafanaCredentials,
     query: str = "",
     *,
     tags: list[str] | None = None,
@@ -311,7 +337,7 @@ def search_grafana_dashboards(
     """Dashboards whose title matches ``query`` (``GET /api/search?type=dash-db``).
 
     Args:
-        credentials: ``GrafanaCredentials`` block.
+        grafana_credentials: ``GrafanaCredentials`` block.
         query: title search text ("" for all).
         tags: only dashboards with all these tags.
         limit: most hits returned (1..5000).
@@ -323,7 +349,7 @@ def search_grafana_dashboards(
         raise ValueError(f"limit: must be between 1 and 5000, got {limit!r}")
     params: list[tuple[str, str | int]] = [("type", "dash-db"), ("query", query), ("limit", limit)]
     params += [("tag", t) for t in tags or []]
-    with credentials.get_client() as client:
+    with grafana_credentials.get_client() as client:
         response = client.get("/api/search", params=params)
         response.raise_for_status()
         hits = response.json()
@@ -342,7 +368,7 @@ def search_grafana_dashboards(
 
 @cloud_api_task("grafana-annotations")
 def fetch_grafana_annotations(
-    credentials: GrafanaCredentials,
+    grafana_credentials: GrafanaCredentials,
     since: datetime,
     until: datetime | None = None,
     *,
@@ -356,7 +382,7 @@ def fetch_grafana_annotations(
     """Annotations in ``[since, until]`` as ``annotation`` / ``deploy`` / ``alarm`` events.
 
     Args:
-        credentials: ``GrafanaCredentials`` block.
+        grafana_credentials: ``GrafanaCredentials`` block.
         since: window start (naive means UTC).
         until: window end; default now.
         tags: only annotations with these tags (all of them, or any with ``match_any``).
@@ -371,7 +397,21 @@ def fetch_grafana_annotations(
 
     Example:
         ```python
-        deploys = fetch_grafana_annotations(creds, start, tags=["deploy"])
+        from datetime import UTC, datetime, timedelta
+
+        from prefect import flow
+
+        from blocks.grafana import GrafanaCredentials
+        from tasks.telemetry.grafana import fetch_grafana_annotations
+
+
+        @flow
+        def recent_deploys() -> list[str]:
+            since = datetime.now(UTC) - timedelta(hours=6)
+            deploys = fetch_grafana_annotations(
+                GrafanaCredentials.load("BLOCK_NAME"), since, tags=["deploy"]
+            )
+            return [event.message for event in deploys]
         ```
     """
     start, end = time_window(since, until)
@@ -389,7 +429,7 @@ def fetch_grafana_annotations(
         params.append(("matchAny", "true"))
     if dashboard_uid:
         params.append(("dashboardUID", dashboard_uid))
-    with credentials.get_client() as client:
+    with grafana_credentials.get_client() as client:
         response = client.get("/api/annotations", params=params)
         response.raise_for_status()
         items = response.json()
@@ -411,7 +451,7 @@ def fetch_grafana_annotations(
 
 @cloud_api_task("grafana-ds-query")
 def query_grafana_datasource(
-    credentials: GrafanaCredentials,
+    grafana_credentials: GrafanaCredentials,
     datasource_uid: str,
     queries: list[dict[str, Any]],
     since: datetime,
@@ -423,7 +463,7 @@ def query_grafana_datasource(
     """Run datasource queries over a time range (``POST /api/ds/query``) into metric series.
 
     Args:
-        credentials: ``GrafanaCredentials`` block.
+        grafana_credentials: ``GrafanaCredentials`` block.
         datasource_uid: the datasource's uid (set on every query without its own).
         queries: the datasource's query objects, each with a unique ``refId``, e.g.
             ``{"refId": "A", "expr": "sum by (service) (rate(errors_total[1m]))",
@@ -438,9 +478,25 @@ def query_grafana_datasource(
 
     Example:
         ```python
-        result = query_grafana_datasource(
-            creds, "prom", [{"refId": "A", "expr": "up"}], start, metric_names={"A": "up"}
-        )
+        from datetime import UTC, datetime, timedelta
+
+        from prefect import flow
+
+        from blocks.grafana import GrafanaCredentials
+        from tasks.telemetry.grafana import query_grafana_datasource
+
+
+        @flow
+        def targets_up() -> int:
+            since = datetime.now(UTC) - timedelta(minutes=15)
+            result = query_grafana_datasource(
+                GrafanaCredentials.load("BLOCK_NAME"),
+                "prom",
+                [{"refId": "A", "expr": "up"}],
+                since,
+                metric_names={"A": "up"},
+            )
+            return len(result.series)
         ```
     """
     start, end = time_window(since, until)
@@ -457,7 +513,7 @@ def query_grafana_datasource(
         seen.add(ref_id)
         body_queries.append({"datasource": {"uid": datasource_uid}, **query})
     body = {"queries": body_queries, "from": str(epoch_ms(start)), "to": str(epoch_ms(end))}
-    with credentials.get_client() as client:
+    with grafana_credentials.get_client() as client:
         response = client.post("/api/ds/query", json=body)
         payload: Any = None
         if response.status_code in (400, 207):  # per-query errors come with a results body

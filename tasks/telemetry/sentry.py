@@ -19,6 +19,31 @@ Issues become ``issue`` events about ``service:<project>`` (or the service a
 ``project_services`` map names); issue events become ``error_event`` events whose
 entity comes from their tags (``server_name`` -> ``host:``, ``service``/``app`` ->
 ``service:``, pod/node/namespace tags).
+
+Example:
+    ```python
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import flow
+
+    from blocks.sentry import SentryCredentials
+    from tasks.telemetry.sentry import fetch_sentry_issue_events, fetch_sentry_issues
+
+
+    @flow
+    def checkout_regressions() -> list[str]:
+        sentry_credentials = SentryCredentials.load("BLOCK_NAME")
+        since = datetime.now(UTC) - timedelta(hours=6)
+        issues = fetch_sentry_issues(sentry_credentials, project="checkout", since=since)
+        messages = []
+        for issue in issues.events[:5]:
+            if issue.attributes["is_regression"] == "true":
+                events = fetch_sentry_issue_events(
+                    sentry_credentials, issue.attributes["issue_id"], project="checkout"
+                )
+                messages += [event.message for event in events.events]
+        return messages
+    ```
 """
 
 from __future__ import annotations
@@ -86,8 +111,13 @@ def next_cursor(link_header: str | None) -> str | None:
 
     Example:
         ```python
-        next_cursor('<https://sentry.io/api/0/x/?cursor=0:100:0>; rel="next"; '
-                    'results="true"; cursor="0:100:0"')  # '0:100:0'
+        from tasks.telemetry.sentry import next_cursor
+
+        link = (
+            '<https://sentry.io/api/0/x/?cursor=0:100:0>; rel="next"; '
+            'results="true"; cursor="0:100:0"'
+        )
+        assert next_cursor(link) == "0:100:0"
         ```
     """
     for _url, params in _LINK.findall(link_header or ""):
@@ -387,7 +417,7 @@ def _check_pages(max_pages: int) -> int:
 
 @cloud_api_task("sentry-issues")
 def fetch_sentry_issues(
-    credentials: SentryCredentials,
+    sentry_credentials: SentryCredentials,
     *,
     project: str | None = None,
     status: str | None = "unresolved",
@@ -401,7 +431,7 @@ def fetch_sentry_issues(
     """Sentry issues as ``issue`` events.
 
     Args:
-        credentials: ``SentryCredentials`` block.
+        sentry_credentials: ``SentryCredentials`` block.
         project: a project slug (project endpoint); None for the whole organization.
         status: ``unresolved``, ``resolved``, ``ignored``... (``is:<status>``); None for any.
         query: extra Sentry issue search text (``"TimeoutError"``, ``"level:fatal"``,
@@ -418,14 +448,27 @@ def fetch_sentry_issues(
 
     Example:
         ```python
-        issues = fetch_sentry_issues(creds, project="checkout", since=start)
-        regressions = [e for e in issues.events if e.attributes["is_regression"] == "true"]
+        from datetime import UTC, datetime, timedelta
+
+        from prefect import flow
+
+        from blocks.sentry import SentryCredentials
+        from tasks.telemetry.sentry import fetch_sentry_issues
+
+
+        @flow
+        def checkout_regressions() -> list[str]:
+            since = datetime.now(UTC) - timedelta(hours=6)
+            issues = fetch_sentry_issues(
+                SentryCredentials.load("BLOCK_NAME"), project="checkout", since=since
+            )
+            return [e.message for e in issues.events if e.attributes["is_regression"] == "true"]
         ```
     """
     _check_slug("project", project)
     _check_pages(max_pages)
     floor = parse_time(since, "since") if since is not None else None
-    org = credentials.organization
+    org = sentry_credentials.organization
     params: dict[str, Any] = {"query": issue_query(status, query, floor), "limit": PAGE_SIZE}
     if environment:
         params["environment"] = environment
@@ -441,7 +484,7 @@ def fetch_sentry_issues(
         elif stats_period:
             params["statsPeriod"] = stats_period
     result = SentryEvents()
-    with credentials.get_client() as client:
+    with sentry_credentials.get_client() as client:
         for page in _pages(client, url, params, max_pages, result):
             for issue in page:
                 event = issue_to_event(issue, since=floor, project_services=project_services)
@@ -460,7 +503,7 @@ def fetch_sentry_issues(
 
 @cloud_api_task("sentry-issue-events")
 def fetch_sentry_issue_events(
-    credentials: SentryCredentials,
+    sentry_credentials: SentryCredentials,
     issue_id: str,
     *,
     project: str | None = None,
@@ -473,7 +516,7 @@ def fetch_sentry_issue_events(
     """The events of one issue, with tags and stack frames, as ``error_event`` events.
 
     Args:
-        credentials: ``SentryCredentials`` block.
+        sentry_credentials: ``SentryCredentials`` block.
         issue_id: the issue's numeric id (``attributes["issue_id"]`` of an issue event).
         project: the issue's project slug (the service when events carry no service tag).
         since: only events at or after this time (``start``/``end``).
@@ -487,8 +530,18 @@ def fetch_sentry_issue_events(
 
     Example:
         ```python
-        for issue in issues.events[:5]:
-            fetch_sentry_issue_events(creds, issue.attributes["issue_id"], project="checkout")
+        from prefect import flow
+
+        from blocks.sentry import SentryCredentials
+        from tasks.telemetry.sentry import fetch_sentry_issue_events
+
+
+        @flow
+        def issue_stack_traces(issue_id: str) -> list[str]:
+            events = fetch_sentry_issue_events(
+                SentryCredentials.load("BLOCK_NAME"), issue_id, project="checkout"
+            )
+            return [event.message for event in events.events]
         ```
     """
     if not re.fullmatch(r"\d{1,20}", str(issue_id)):
@@ -502,9 +555,9 @@ def fetch_sentry_issue_events(
         params["end"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if query and query.strip():
         params["query"] = query.strip()
-    url = f"/api/0/organizations/{credentials.organization}/issues/{issue_id}/events/"
+    url = f"/api/0/organizations/{sentry_credentials.organization}/issues/{issue_id}/events/"
     result = SentryEvents()
-    with credentials.get_client() as client:
+    with sentry_credentials.get_client() as client:
         for page in _pages(client, url, params, max_pages, result):
             for item in page:
                 event = issue_event_to_event(

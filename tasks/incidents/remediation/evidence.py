@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tasks.incidents.signals import AnomalySignal, Incident, entity_name, entity_type
-from tasks.telemetry.kubernetes import service_from_pod_name
+from tasks.telemetry.entities import service_from_pod_name
 
 # evidence keys that are the detector's bookkeeping, not text about the failure
 _NOT_TEXT = frozenset(
