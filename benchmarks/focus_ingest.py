@@ -4,7 +4,7 @@ Generates an AWS "FOCUS 1.0 with AWS columns" CSV (48 columns, the sample genera
 data at scale, with its planted bad rows) in a temporary folder (not timed), then
 times, each variant in a fresh subprocess so that its peak RSS is its own:
 
-  opsflow  tasks.costs.normalize.iter_normalized + tasks.costs.dataset (the flow's own writer)
+  opsflow  tasks.costs.normalize.pipeline.iter_normalized + tasks.costs.dataset (the flow's writer)
   naive    pandas.read_csv (default C engine, all columns as text) + the same
            conversions row by row with DataFrame.apply(axis=1) + DataFrame.to_parquet
 
@@ -54,7 +54,7 @@ def write_batches(batches, path: Path) -> int:
 
 
 def run_opsflow(src: Path, dest: Path) -> dict:
-    from tasks.costs.normalize import iter_normalized
+    from tasks.costs.normalize.pipeline import iter_normalized
 
     quarantined = 0
 
@@ -73,7 +73,7 @@ def _naive_row_normalizer():
     import pandas as pd
 
     from tasks.costs import focus_schema as fs
-    from tasks.costs import normalize as f
+    from tasks.costs.normalize import convert as f
 
     positions: dict[str, str] = {}
     nulls = set(f.NULL_SPELLINGS)

@@ -11,9 +11,6 @@ top movers, cost anomalies and commitment recommendations.
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,8 +25,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from flows.credentials import block_secrets, load_block
 from samples.focus_exports import bundled_export_paths
-from tasks.common.atomic import write_text_atomic
-from tasks.common.charts import line_chart_svg, svg_data_uri
+from tasks.common.charts import svg_data_uri
 from tasks.common.paths import data_dir, reports_dir
 from tasks.common.rate_limits import configure_rate_limits, ensure_limit
 from tasks.common.retry import failure_reason, retry_on_transient
@@ -39,7 +35,17 @@ from tasks.costs.azure import fetch_azure_costs
 from tasks.costs.dataset import CostDataset
 from tasks.costs.exports import local_export
 from tasks.costs.gcp import fetch_gcp_costs
-from tasks.costs.normalize import iter_normalized
+from tasks.costs.normalize.pipeline import iter_normalized
+from tasks.costs.report import (
+    QuarantineCsv,
+    cost_chart,
+    headline,
+    quarantine_file_name,
+    recommendation_rows,
+    render_markdown,
+    top_cost_rows,
+    write_report_files,
+)
 from tasks.inventory.rules import Recommendation, commitment_as_of, recommend_commitments
 
 TOP_COSTS_KEY = "collect-costs-top-costs"
@@ -184,11 +190,11 @@ def ingest_focus_export(
     """
     logger = get_run_logger()
     reasons: Counter[str] = Counter()
-    quarantine_file = quarantine_dir / f"{_safe(location)}.csv"
+    quarantine_file = quarantine_dir / quarantine_file_name(location)
     with (
         local_export(location, **access) as path,
         dataset.replacing() as tx,
-        _QuarantineWriter(quarantine_file) as quarantine,
+        QuarantineCsv(quarantine_file) as quarantine,
     ):
         for batch in iter_normalized(path):
             tx.write(batch.table)
@@ -236,41 +242,6 @@ def store_api_costs(
         periods=sorted({p.split("billing_period=")[-1] for p in summary.partitions}),
         window=(start, end),
     )
-
-
-class _QuarantineWriter:
-    """Appends rejected rows to a CSV, written to a temp file and renamed when complete."""
-
-    def __init__(self, path: Path):
-        self.path, self.rows = path, 0
-        self._tmp: Any = None
-
-    def __enter__(self) -> _QuarantineWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
-        self._tmp = (os.fdopen(fd, "w", newline=""), Path(name))
-        self._csv = csv.writer(self._tmp[0])
-        self._csv.writerow(["source_row", "reason", "raw_row"])
-        return self
-
-    def write(self, table: Any) -> None:
-        if table.num_rows:
-            cols = [table.column(c).to_pylist() for c in table.column_names[:3]]
-            self._csv.writerows(zip(*cols, strict=True))
-            self.rows += table.num_rows
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        handle, tmp = self._tmp
-        handle.close()
-        if exc_type is None and self.rows:
-            os.replace(tmp, self.path)
-        else:
-            tmp.unlink(missing_ok=True)
-
-
-def _safe(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.split("?")[0])
-    return keep[-120:] or "export"
 
 
 # ----------------------------------------------------------------------------- the flow
@@ -520,145 +491,22 @@ def _quarantine_report(outcomes: list[SourceOutcome], folder: Path) -> Quarantin
 # ----------------------------------------------------------------------------- artifacts
 
 
-def headline(result: CostCollection) -> str:
-    s = result.summary
-    mtd = s.month_to_date
-    text = (
-        f"{result.dataset_rows:,} cost rows in {result.dataset}; "
-        f"{s.first_day} to {s.last_day}: {s.effective_cost:,.2f} {s.currency}"
-    )
-    if mtd:
-        text += (
-            f"; {mtd.month} to date {mtd.effective_cost:,.2f}, "
-            f"forecast {mtd.forecast_month_end:,.2f}"
-        )
-    return text + f"; {len(s.anomalies)} anomalies, {len(result.recommendations)} recommendations"
-
-
-def render_markdown(result: CostCollection, chart_uri: str | None = None) -> str:
-    """The run summary a person reads in the Prefect UI (and in the report file)."""
-    s, cur = result.summary, result.summary.currency
-    lines = ["# Cloud costs", "", headline(result) + ".", ""]
-    if result.partial:
-        lines += ["**Partial result.** Missing:", ""]
-        lines += [f"- {m}" for m in result.missing] + [""]
-    if chart_uri:
-        lines += [f"![Daily cost by provider]({chart_uri})", ""]
-    if s.month_to_date:
-        m = s.month_to_date
-        lines += [
-            f"## {m.month}: month to date and forecast",
-            "",
-            "| provider | to date | forecast |",
-            "|---|---:|---:|",
-        ]
-        for p, v in sorted(m.by_provider.items()):
-            lines.append(f"| {p} | {v:,.2f} | {m.forecast_by_provider.get(p, v):,.2f} |")
-        lines += [f"| **total** | **{m.effective_cost:,.2f}** | **{m.forecast_month_end:,.2f}** |"]
-        lines += [""]
-    lines += ["## By provider", "", f"| provider | effective ({cur}) | billed ({cur}) |"]
-    lines += ["|---|---:|---:|"]
-    lines += [
-        f"| {t.key} | {t.effective_cost:,.2f} | {t.billed_cost:,.2f} |" for t in s.by_provider
-    ]
-    if s.anomalies:
-        lines += [
-            "",
-            "## Cost anomalies",
-            "",
-            "| day | service | account | cost | baseline | jump |",
-        ]
-        lines += ["|---|---|---|---:|---:|---:|"]
-        for a in s.anomalies[:10]:
-            pct = f" ({a.jump_pct:+.0f}%)" if a.jump_pct is not None else ""
-            lines.append(
-                f"| {a.day} | {a.provider} {a.service} | {a.account} | {a.cost:,.2f} | "
-                f"{a.baseline:,.2f} | {a.jump:+,.2f}{pct} |"
-            )
-    if s.top_movers:
-        lines += ["", "## Top movers (last 7 days vs the 7 before)", ""]
-        for mv in s.top_movers[:5]:
-            pct = f" ({mv.change_pct:+.0f}%)" if mv.change_pct is not None else " (new)"
-            lines.append(f"- {mv.provider} {mv.service}: {mv.change:+,.2f} {cur}{pct}")
-    if result.recommendations:
-        lines += ["", "## Recommendations", ""]
-        for r in result.recommendations[:10]:
-            lines.append(
-                f"- **{r.title}**: save ~{r.estimated_monthly_saving:,.2f} {r.currency}/month. "
-                f"{r.reason}"
-            )
-    q = result.quarantine
-    if q.rows:
-        lines += ["", f"## Quarantined rows: {q.rows:,}", ""]
-        lines += [f"- {reason}: {n}" for reason, n in q.by_reason.items()]
-        lines += ["", f"Rejected rows, reasons and raw values: `{q.folder}`"]
-    lines += ["", "## Sources", "", "| source | status | rows | replaced | quarantined | note |"]
-    lines += ["|---|---|---:|---:|---:|---|"]
-    for o in result.sources:
-        note = (o.reason or "billing periods " + ", ".join(o.periods)).replace("|", "/")
-        lines.append(
-            f"| {o.source} | {o.status} | {o.rows:,} | {o.rows_replaced:,} | {o.quarantined:,} "
-            f"| {note} |"
-        )
-    lines += [""] + [f"- {n}" for n in result.notes]
-    return "\n".join(lines) + "\n"
-
-
-def cost_chart(result: CostCollection) -> str:
-    series: dict[str, list[tuple[date, float]]] = {}
-    for d in result.summary.daily:
-        series.setdefault(d.provider, []).append((d.day, d.effective_cost))
-    first_day: dict[str, date] = {}  # one mark per anomalous service, on its first day
-    for a in result.summary.anomalies[:5]:
-        label = f"{a.provider} {a.service}"
-        first_day[label] = min(a.day, first_day.get(label, a.day))
-    marks = sorted((d, label) for label, d in first_day.items())
-    return line_chart_svg(
-        series,
-        title=f"Daily cost by provider ({result.summary.currency}, effective)",
-        unit="$" if result.summary.currency == "USD" else "",
-        marks=marks,
-    )
-
-
 @task(name="publish-cost-artifacts", cache_policy=NO_CACHE, persist_result=False)
 def publish_cost_artifacts(result: CostCollection) -> list[str]:
     """Tables of top costs and recommendations, the markdown summary, report files."""
     s = result.summary
-    top = [
-        {"group": "account", "key": t.key, "effective": t.effective_cost, "billed": t.billed_cost}
-        for t in s.by_account
-    ] + [
-        {"group": "service", "key": t.key, "effective": t.effective_cost, "billed": t.billed_cost}
-        for t in s.by_service
-    ]
     create_table_artifact(
-        key=TOP_COSTS_KEY, table=top, description=f"Top accounts and services ({s.currency})"
+        key=TOP_COSTS_KEY,
+        table=top_cost_rows(s),
+        description=f"Top accounts and services ({s.currency})",
     )
     create_table_artifact(
         key=RECOMMENDATIONS_KEY,
-        table=[
-            {
-                "title": r.title,
-                "monthly_saving": r.estimated_monthly_saving,
-                "currency": r.currency,
-                "risk": r.risk,
-                "confidence": r.confidence,
-                "action": r.action,
-                "reason": r.reason,
-            }
-            for r in result.recommendations
-        ]
-        or [{"title": "no recommendation", "reason": "no steady on-demand compute spend found"}],
+        table=recommendation_rows(result.recommendations),
         description="Savings recommendations, largest first",
     )
-    svg = cost_chart(result)
+    svg = cost_chart(s)
     create_markdown_artifact(
         key=SUMMARY_KEY, markdown=render_markdown(result, svg_data_uri(svg)), description="Costs"
     )
-    out = reports_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    chart, report = out / "collect-costs-daily.svg", out / "collect-costs.md"
-    write_text_atomic(chart, svg)
-    write_text_atomic(report, render_markdown(result, chart.name))
-    return [str(report), str(chart)]
+    return write_report_files(result, reports_dir(), svg)

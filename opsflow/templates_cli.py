@@ -1,18 +1,16 @@
 """``opsflow templates``: the template of every line of a log file, as a CSV.
 
 Streams: the input is read once, line by line (or CSV row by row), through
-``tasks.incidents.templates.TemplateMiner``; rows go to a temporary file beside the output. A second
-pass over that file writes each row's final template (ids merged while mining resolved,
-texts as generalized by the end) and renames it onto ``--output``, so the output is never
-half written. Memory holds the templates, not the lines.
+``tasks.incidents.templates.TemplateMiner``; rows go to an unnamed scratch file beside the
+output. A second pass over that file writes each row's final template (ids merged while
+mining resolved, texts as generalized by the end) with ``tasks.common.atomic.atomic_open``,
+so the output is never half written. Memory holds the templates, not the lines.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -77,12 +75,6 @@ def _load_miner(state_path: Path | None):
         raise InputError(f"--state: cannot read {state_path}: {exc}") from None
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file that then replaces ``path``."""
-    with atomic_open(path) as f:
-        write(f)
-
-
 def extract_templates(
     input_path: Path, output_path: Path, column: str | None, state_path: Path | None = None
 ) -> tuple[int, int]:
@@ -111,35 +103,29 @@ def extract_templates(
         raise InputError(f"--state: folder does not exist: {state_path.parent}")
     miner = _load_miner(state_path)
 
-    # Pass 1: mine, writing each row's id and its template as it was then.
-    fd, first = tempfile.mkstemp(
-        prefix=f".{output_path.name}.", suffix=".pass1", dir=output_path.parent
-    )
-    try:
+    # Pass 1: mine, writing each row's id and its template as it was then, into an
+    # unnamed scratch file beside the output (gone when closed, even after a crash).
+    with tempfile.TemporaryFile(
+        "w+", encoding="utf-8", newline="", dir=output_path.parent
+    ) as first:
         count = 0
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            for number, message in read_messages(input_path, column):
-                template_id, text = miner.add(message)
-                writer.writerow((number, template_id, text))
-                count += 1
+        writer = csv.writer(first)
+        for number, message in read_messages(input_path, column):
+            template_id, text = miner.add(message)
+            writer.writerow((number, template_id, text))
+            count += 1
         # Pass 2: final ids and texts.
         current = miner.templates()
-
-        def write_final(out) -> None:
+        first.seek(0)
+        with atomic_open(output_path) as out:
             writer = csv.writer(out)
             writer.writerow(OUTPUT_COLUMNS)
-            with open(first, encoding="utf-8", newline="") as f:
-                for number, template_id, text in csv.reader(f):
-                    final_id = miner.resolve(int(template_id))
-                    writer.writerow((number, final_id, current.get(final_id, text)))
-
-        _write_atomically(output_path, write_final)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(first)
+            for number, template_id, text in csv.reader(first):
+                final_id = miner.resolve(int(template_id))
+                writer.writerow((number, final_id, current.get(final_id, text)))
     if state_path is not None:
-        _write_atomically(state_path, lambda f: json.dump(miner.state_dict(), f))
+        with atomic_open(state_path) as f:
+            json.dump(miner.state_dict(), f)
     return count, len(current)
 
 

@@ -21,7 +21,7 @@ from flows.collect_costs import (
 )
 from samples.focus_exports import bundled_export_paths
 from tasks.costs.dataset import CostDataset
-from tasks.costs.normalize import QUARANTINE_CODES
+from tasks.costs.normalize.quarantine import QUARANTINE_CODES
 from tests.servers.aws_cost_explorer import CostExplorerProxy, day, group, queue_ce
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

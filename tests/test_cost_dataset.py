@@ -19,8 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tasks.costs import dataset as cd
-from tasks.costs.dataset import ConcurrentWriteError, CostDataset, conform_table
+from tasks.costs.dataset import stores, transaction
+from tasks.costs.dataset.cost_dataset import CostDataset
+from tasks.costs.dataset.rows import conform_table
+from tasks.costs.dataset.stores import ConcurrentWriteError
 from tasks.costs.focus_schema import SCHEMA, SOURCE_COLUMN
 
 OCT = [date(2026, 10, d) for d in range(1, 32)]
@@ -333,7 +335,7 @@ def test_a_bad_batch_mid_transaction_changes_nothing(ds, root):
 def test_failure_while_writing_a_data_file(ds, root, monkeypatch):
     ds.replace(make_rows("aws-ce:1", OCT))
     before, files = ds.read(), data_files(root)
-    real_write, calls = cd._StagedFile.write, []
+    real_write, calls = transaction.StagedFile.write, []
 
     def disk_full_on_second_write(self, table):
         calls.append(table.num_rows)
@@ -341,7 +343,7 @@ def test_failure_while_writing_a_data_file(ds, root, monkeypatch):
             raise OSError(28, "No space left on device")
         real_write(self, table)
 
-    monkeypatch.setattr(cd._StagedFile, "write", disk_full_on_second_write)
+    monkeypatch.setattr(transaction.StagedFile, "write", disk_full_on_second_write)
     with pytest.raises(OSError, match="No space left"), ds.replacing() as tx:
         tx.write(make_rows("aws-ce:1", OCT[:15], cost=9.0))
         tx.write(make_rows("aws-ce:1", OCT[15:], cost=9.0))
@@ -361,7 +363,7 @@ def test_failure_at_the_manifest_swap(ds, root, monkeypatch):
     def swap_fails(self, new_manifest):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(cd._LocalStore, "write_manifest", swap_fails)
+    monkeypatch.setattr(stores.LocalStore, "write_manifest", swap_fails)
     with (
         pytest.raises(OSError, match="Input/output error"),
         ds.replacing(sources=["aws-ce:1"], start=OCT[20], end=NOV[0]) as tx,
@@ -395,7 +397,7 @@ def _crash_at_the_swap(root: str) -> None:
     def killed(self, manifest):
         os._exit(4)
 
-    cd._LocalStore.write_manifest = killed
+    stores.LocalStore.write_manifest = killed
     CostDataset(root).replace(make_rows("aws-ce:1", OCT, cost=9.0))
 
 
@@ -421,7 +423,7 @@ def test_a_crashed_writer_leaves_previous_data_and_its_orphans_are_collected(ds,
     assert data_files(root) == listed_files(root)
     assert list((root / "_staging").iterdir()) == []
     assert by_day(ds.read(), "aws-ce:1") == {d: 1.0 for d in OCT}  # no duplicates
-    assert not list(root.glob("_manifest.json.tmp-*"))
+    assert not list(root.glob("._manifest.json.*.part"))  # no manifest temp file
 
 
 # ------------------------------------------------------------------------ concurrency
@@ -585,7 +587,7 @@ def test_s3_failure_at_the_manifest_put_keeps_previous_data(s3_ds, s3, monkeypat
     def put_fails(self, manifest):
         raise ConnectionResetError("connection reset during PUT")
 
-    monkeypatch.setattr(cd._FsspecStore, "write_manifest", put_fails)
+    monkeypatch.setattr(stores.FsspecStore, "write_manifest", put_fails)
     with pytest.raises(ConnectionResetError):
         s3_ds.replace(make_rows("aws-ce:1", OCT, cost=5.0))
     monkeypatch.undo()

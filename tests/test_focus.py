@@ -30,18 +30,10 @@ from hypothesis import strategies as st
 
 from samples import focus_exports as samples
 from tasks.costs import focus_schema as fs
-from tasks.costs.normalize import (
-    QUARANTINE_SCHEMA,
-    FocusReadError,
-    iter_normalized,
-    normalize,
-    normalize_file,
-    parse_tags,
-    parse_timestamp,
-    read_export_batches,
-    resolve_columns,
-    sniff_format,
-)
+from tasks.costs.normalize.convert import parse_tags, parse_timestamp, resolve_columns
+from tasks.costs.normalize.io import FocusReadError, read_export_batches, sniff_format
+from tasks.costs.normalize.pipeline import iter_normalized, normalize, normalize_file
+from tasks.costs.normalize.quarantine import QUARANTINE_SCHEMA
 
 # A valid FOCUS 1.2 row (as text, like a CSV export); tests override single fields.
 BASE = {

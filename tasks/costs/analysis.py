@@ -331,8 +331,12 @@ def summarize(
 
     Example:
         ```python
-        summary = summarize(CostDataset().read(start=date(2026, 10, 1)))
-        print(summary.month_to_date.forecast_month_end)
+        from samples.focus_exports import bundled_export_paths
+        from tasks.costs.analysis import summarize
+        from tasks.costs.normalize import normalize_file
+
+        summary = summarize(normalize_file(bundled_export_paths()[0]).table)
+        print(summary.effective_cost, summary.month_to_date.forecast_month_end)
         ```
     """
     df, unconverted = convert_currency(to_frame(table), currency.upper(), fx_rates or {})

@@ -252,7 +252,25 @@ def ce_to_focus(
 
     Example:
         ```python
-        ce_to_focus(page["ResultsByTime"], billing_account_id="123456789012", tag_key="team")
+        from tasks.costs.aws import ce_to_focus
+
+        results = [  # a get_cost_and_usage page's ResultsByTime, grouped by SERVICE, TAG:team
+            {
+                "TimePeriod": {"Start": "2026-10-01", "End": "2026-10-02"},
+                "Groups": [
+                    {
+                        "Keys": ["Amazon Elastic Compute Cloud - Compute", "team$web"],
+                        "Metrics": {
+                            "UnblendedCost": {"Amount": "12.5", "Unit": "USD"},
+                            "AmortizedCost": {"Amount": "10.0", "Unit": "USD"},
+                            "UsageQuantity": {"Amount": "24", "Unit": "Hrs"},
+                        },
+                    }
+                ],
+            }
+        ]
+        table = ce_to_focus(results, billing_account_id="123456789012", tag_key="team")
+        print(table.select(["ServiceName", "EffectiveCost", "Tags"]).to_pylist())
         ```
     """
     region_id = None if (region or "").lower() in NON_REGIONAL else region
@@ -334,7 +352,7 @@ def _period(start: date, end: date) -> dict[str, str]:
 
 @cloud_api_task("aws-cost-explorer")
 def fetch_aws_costs(
-    credentials: AwsCredentials,
+    aws_credentials: AwsCredentials,
     start: date,
     end: date,
     *,
@@ -351,7 +369,7 @@ def fetch_aws_costs(
     management account). The block's ``assume_role_arn`` (prefect-aws) is honoured.
 
     Args:
-        credentials: prefect-aws ``AwsCredentials`` block; its session and
+        aws_credentials: prefect-aws ``AwsCredentials`` block; its session and
             ``aws_client_parameters`` (e.g. ``endpoint_url``) are used for every call.
         start: first day (inclusive).
         end: last day (exclusive), as Cost Explorer counts.
@@ -380,11 +398,12 @@ def fetch_aws_costs(
     start, end = _check_period(start, end)
     tag_key = _check_slice(account_id, region, tag_key)
     logger = task_logger(__name__)
-    session = credentials.get_boto3_session()
+    session = aws_credentials.get_boto3_session()
     if billing_account_id is None:
-        sts = aws_client(credentials, "sts", credentials.region_name or CE_REGION, session=session)
+        sts_region = aws_credentials.region_name or CE_REGION
+        sts = aws_client(aws_credentials, "sts", sts_region, session=session)
         billing_account_id = sts.get_caller_identity()["Account"]
-    ce = aws_client(credentials, "ce", CE_REGION, session=session)
+    ce = aws_client(aws_credentials, "ce", CE_REGION, session=session)
     request: dict[str, Any] = {
         "TimePeriod": _period(start, end),
         "Granularity": "DAILY",
@@ -443,7 +462,7 @@ def _dimension_values(ce: Any, dimension: str, start: date, end: date) -> list[s
 
 @cloud_api_task("aws-cost-explorer-slices")
 def aws_cost_slices(
-    credentials: AwsCredentials,
+    aws_credentials: AwsCredentials,
     start: date,
     end: date,
     accounts: list[str] | None = None,
@@ -457,7 +476,7 @@ def aws_cost_slices(
     nothing discovered, means "no filter" (``None``).
 
     Args:
-        credentials: prefect-aws ``AwsCredentials`` block.
+        aws_credentials: prefect-aws ``AwsCredentials`` block.
         start: first day (inclusive).
         end: last day (exclusive).
         accounts: linked account ids, or None to discover them.
@@ -468,8 +487,18 @@ def aws_cost_slices(
 
     Example:
         ```python
-        aws_cost_slices(creds, date(2025, 6, 1), date(2025, 7, 1), regions=["us-east-1"])
-        # [("111111111111", "us-east-1"), ("222222222222", "us-east-1")]
+        from datetime import date
+
+        from prefect import flow
+        from prefect_aws import AwsCredentials
+
+        from tasks.costs.aws import aws_cost_slices
+
+        @flow
+        def aws_slices():
+            creds = AwsCredentials.load("BLOCK_NAME")
+            return aws_cost_slices(creds, date(2025, 6, 1), date(2025, 7, 1), regions=["us-east-1"])
+            # [("111111111111", "us-east-1"), ("222222222222", "us-east-1")]
         ```
     """
     start, end = _check_period(start, end)
@@ -478,7 +507,7 @@ def aws_cost_slices(
     for region in regions or []:
         _check_slice(None, region, None)
     if accounts is None or regions is None:
-        ce = aws_client(credentials, "ce", CE_REGION)
+        ce = aws_client(aws_credentials, "ce", CE_REGION)
         if accounts is None:
             accounts = _dimension_values(ce, "LINKED_ACCOUNT", start, end)
         if regions is None:

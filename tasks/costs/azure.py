@@ -337,7 +337,7 @@ def _pages(client: Any, scope: str, definition: dict[str, Any], origin: str) -> 
 
 @cloud_api_task("azure-cost-management")
 def fetch_azure_costs(
-    credentials: AzureCredentials | None,
+    azure_credentials: AzureCredentials | None,
     scope: str,
     start: date,
     end: date,
@@ -350,7 +350,8 @@ def fetch_azure_costs(
     EffectiveCost), following ``nextLink`` pages, and joins the two on the group.
 
     Args:
-        credentials: ``AzureCredentials`` block; ``None`` uses ``DefaultAzureCredential``.
+        azure_credentials: ``AzureCredentials`` block; ``None`` uses
+            ``DefaultAzureCredential``.
         scope: ``/subscriptions/<id>`` or ``/subscriptions/<id>/resourceGroups/<rg>``.
         start: first day to collect.
         end: the day after the last day to collect.
@@ -380,9 +381,9 @@ def fetch_azure_costs(
     if tag_key is not None and not _TAG_KEY.match(tag_key):
         raise ValueError(f"tag_key: {tag_key!r} is not a valid Azure tag name")
     logger = task_logger(__name__)
-    credentials = credentials or AzureCredentials()
-    client = credentials.get_cost_management_client()
-    origin = credentials.resource_manager_url
+    azure_credentials = azure_credentials or AzureCredentials()
+    client = azure_credentials.get_cost_management_client()
+    origin = azure_credentials.resource_manager_url
     pages_by_type: dict[str, list[dict]] = {}
     for cost_type in COST_TYPES:
         definition = query_definition(cost_type, start, end, tag_key)

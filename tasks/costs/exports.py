@@ -30,6 +30,7 @@ from urllib.request import url2pathname
 
 import httpx
 
+from tasks.common.atomic import atomic_path
 from tasks.common.retry import task_logger
 
 HTTP_SCHEMES = ("http", "https")
@@ -177,9 +178,14 @@ def storage_options(protocol: str, credentials: Any | None = None) -> dict[str, 
 
     Example:
         ```python
+        import fsspec
         from prefect_aws import AwsCredentials
-        opts = storage_options("s3", AwsCredentials.load("prod"))
+
+        from tasks.costs.exports import storage_options
+
+        opts = storage_options("s3", AwsCredentials.load("BLOCK_NAME"))
         fs = fsspec.filesystem("s3", **opts)
+        print(fs.ls("my-billing-bucket/focus"))
         ```
     """
     family = OBJECT_SCHEMES.get(protocol.lower())
@@ -253,7 +259,12 @@ def block_location(block: Any, path: str = "") -> tuple[str, dict[str, Any]]:
 
     Example:
         ```python
-        url, opts = block_location(S3Bucket.load("finops"), "costs")
+        from prefect_aws.s3 import S3Bucket
+
+        from tasks.costs.exports import block_location
+
+        url, opts = block_location(S3Bucket.load("BLOCK_NAME"), "costs")
+        print(url)  # s3://<bucket>/<folder>/costs
         ```
     """
     scheme, parts, creds = _block_parts(block)
@@ -421,8 +432,17 @@ def local_export(
 
     Example:
         ```python
-        with local_export("s3://billing/focus/2026-10.parquet", aws_credentials=creds) as p:
-            table = pyarrow.parquet.read_table(p)
+        import pyarrow.parquet as pq
+        from prefect import flow
+        from prefect_aws import AwsCredentials
+
+        from tasks.costs.exports import local_export
+
+        @flow
+        def export_rows(location: str = "s3://billing/focus/2026-10.parquet") -> int:
+            creds = AwsCredentials.load("BLOCK_NAME")
+            with local_export(location, aws_credentials=creds) as path:
+                return pq.read_metadata(path).num_rows
         ```
     """
     location = os.fspath(location) if isinstance(location, os.PathLike) else location
@@ -449,14 +469,13 @@ def local_export(
     folder = Path(tempfile.mkdtemp(prefix="opsflow-export-"))
     try:
         target = folder / _file_name(location)
-        part = folder / f".{target.name}.part"
-        if scheme in HTTP_SCHEMES:
-            _download_http(location, part)
-        elif options is not None:
-            _download_fsspec(location, part, options)
-        else:
-            _download_block(storage_block, location, part)
-        os.replace(part, target)
+        with atomic_path(target) as part:  # renamed onto target once complete
+            if scheme in HTTP_SCHEMES:
+                _download_http(location, part)
+            elif options is not None:
+                _download_fsspec(location, part, options)
+            else:
+                _download_block(storage_block, location, part)
         logger.info("Downloaded %s (%d bytes)", safe_location(location), target.stat().st_size)
         yield target
     finally:

@@ -191,7 +191,9 @@ def provider_key(provider_name: str | None) -> str:
 
     Example:
         ```python
-        provider_key("Microsoft")  # "azure"
+        from tasks.costs.focus_schema import provider_key
+
+        print(provider_key("Microsoft"))  # azure
         ```
     """
     if not provider_name:

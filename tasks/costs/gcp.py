@@ -274,7 +274,7 @@ def normalize_gcp_costs(rows: Iterable[Mapping[str, Any]], table: str) -> pa.Tab
 
 @cloud_api_task("gcp-billing-export")
 def fetch_gcp_costs(
-    credentials: GcpCredentials | None,
+    gcp_credentials: GcpCredentials | None,
     table: str,
     start: date,
     end: date,
@@ -292,7 +292,7 @@ def fetch_gcp_costs(
     pages) with the client's own retries off.
 
     Args:
-        credentials: prefect-gcp ``GcpCredentials``; ``None`` uses Application Default
+        gcp_credentials: prefect-gcp ``GcpCredentials``; ``None`` uses Application Default
             Credentials.
         table: ``project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX`` (or the
             ``gcp_billing_export_resource_v1_`` detailed table).
@@ -335,9 +335,9 @@ def fetch_gcp_costs(
     if page_size is not None and page_size < 1:
         raise ValueError(f"page_size: {page_size} must be positive")
     logger = task_logger(__name__)
-    credentials = credentials or GcpCredentials()
-    project = billing_project or credentials.project or table_project
-    client = bigquery_client(credentials, project, api_endpoint)
+    gcp_credentials = gcp_credentials or GcpCredentials()
+    project = billing_project or gcp_credentials.project or table_project
+    client = bigquery_client(gcp_credentials, project, api_endpoint)
     config = bigquery.QueryJobConfig(
         query_parameters=[
             bigquery.ScalarQueryParameter("start_date", "DATE", start),
