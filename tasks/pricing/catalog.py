@@ -19,9 +19,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -30,7 +27,7 @@ from typing import Literal
 from prefect import task
 from pydantic import BaseModel, Field, model_validator
 
-from tasks.common.atomic import write_text_atomic
+from tasks.common.atomic import atomic_directory, write_text_atomic
 from tasks.common.paths import catalog_dir
 
 Provider = Literal["aws", "gcp", "azure"]
@@ -173,9 +170,9 @@ def load_price_catalog() -> Catalog:
 def write_catalog_version(catalogs: dict[str, ProviderCatalog]) -> str:
     """Write a complete new catalog version and make it current, atomically.
 
-    Every provider file is written (``tasks.common.atomic``: fsynced, then renamed) into
-    a temporary directory first; the directory is renamed into ``versions/`` and only
-    then is ``CURRENT`` replaced, atomically too. A crash at any point leaves the
+    Every provider file is written into a temporary directory first
+    (``tasks.common.atomic.atomic_directory``: fsynced, then renamed into ``versions/``);
+    only then is ``CURRENT`` replaced, atomically too. A crash at any point leaves the
     previous version current.
 
     Args:
@@ -190,15 +187,10 @@ def write_catalog_version(catalogs: dict[str, ProviderCatalog]) -> str:
     versions = _versions_dir()
     versions.mkdir(parents=True, exist_ok=True)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=versions))
-    try:
+    with atomic_directory(versions / version) as folder:
         for provider, cat in catalogs.items():
             data = json.dumps(cat.model_dump(mode="json"), indent=1, sort_keys=False)
             ProviderCatalog.model_validate_json(data)  # never publish what we cannot read back
-            write_text_atomic(tmp / f"{provider}.json", data)
-        os.rename(tmp, versions / version)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            write_text_atomic(folder / f"{provider}.json", data)
     write_text_atomic(catalog_dir() / "CURRENT", version)
     return version
