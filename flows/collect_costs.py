@@ -23,12 +23,13 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 from pydantic import AfterValidator, BaseModel, Field
 
-from flows.credentials import block_secrets, load_block
+from flows.credentials import load_block
 from samples.focus_exports import bundled_export_paths
 from tasks.common.charts import svg_data_uri
 from tasks.common.paths import data_dir, reports_dir
 from tasks.common.rate_limits import configure_rate_limits, ensure_limit
 from tasks.common.retry import failure_reason, retry_on_transient
+from tasks.common.secrets import block_secrets
 from tasks.costs.analysis import CostSummary, summarize, window_start
 from tasks.costs.aws import aws_cost_slices, fetch_aws_costs
 from tasks.costs.azure import fetch_azure_costs

@@ -11,10 +11,6 @@ from typing import Any
 
 from prefect.blocks.core import Block
 
-from tasks.common.secrets import block_secrets
-
-__all__ = ["BLOCK_CLASSES", "block_secrets", "load_block"]
-
 # parameter kind -> "module:class" of the block it loads (imported lazily)
 BLOCK_CLASSES = {
     "aws": "prefect_aws:AwsCredentials",

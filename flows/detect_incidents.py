@@ -19,12 +19,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from flows.credentials import block_secrets, load_block
+from flows.credentials import load_block
 from samples.scenarios import SCENARIO_NAMES, generate
 from tasks.common.atomic import write_text_atomic
 from tasks.common.charts import svg_data_uri, timeline_svg
 from tasks.common.paths import reports_dir
 from tasks.common.retry import failure_reason
+from tasks.common.secrets import block_secrets
 from tasks.incidents.anomaly.ensemble import AnomalyConfig
 from tasks.incidents.pipeline import (
     PipelineSteps,

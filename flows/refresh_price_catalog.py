@@ -10,8 +10,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect_gcp import GcpCredentials
 from pydantic import BaseModel, Field
 
-from flows.credentials import block_secrets, load_block
+from flows.credentials import load_block
 from tasks.common.retry import failure_reason, one_line_reason
+from tasks.common.secrets import block_secrets
 from tasks.pricing.aws import AWS_SOURCE, fetch_aws_prices
 from tasks.pricing.azure import AZURE_RETAIL_ENDPOINT, AZURE_SOURCE, fetch_azure_prices
 from tasks.pricing.catalog import (

@@ -17,9 +17,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from flows.credentials import block_secrets, load_block
+from flows.credentials import load_block
 from samples.inventory import SOURCE_NAME, sample_inventory, snapshot_time
 from tasks.common.retry import failure_reason
+from tasks.common.secrets import block_secrets
 from tasks.costs.dataset import CostDataset
 from tasks.inventory.aws import collect_aws_resources
 from tasks.inventory.azure import collect_azure_resources
