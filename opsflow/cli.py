@@ -110,6 +110,10 @@ def run_cmd(flow_name: str, params_json: str) -> None:
 @click.option("--background", is_flag=True, help="Start detached and return once ready.")
 def serve_cmd(port: int | None, background: bool) -> None:
     """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow."""
+    try:
+        environment.database_url()  # OPSFLOW_DATABASE_URL: checked before anything starts
+    except environment.InvalidDatabaseURL as exc:
+        _fail(str(exc), 2)
     if background:
         try:
             state, _ = local_server.ensure_serve(detached=True)

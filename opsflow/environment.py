@@ -20,6 +20,82 @@ def ephemeral_database_url() -> str:
     return f"sqlite+aiosqlite:///{prefect_home() / 'ephemeral.db'}"
 
 
+DATABASE_URL_VARIABLE = "OPSFLOW_DATABASE_URL"
+SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
+class InvalidDatabaseURL(ValueError):
+    """The database URL given for the Prefect server is unusable (message names where)."""
+
+
+def database_url() -> str | None:
+    """The database of the Prefect server ``opsflow serve`` starts; None means SQLite.
+
+    A team points it at PostgreSQL (``postgresql+asyncpg://user:password@host:5432/db``)
+    with ``OPSFLOW_DATABASE_URL``. The URL may hold a password: show it only through
+    ``mask_database_url``. Raises InvalidDatabaseURL naming the variable and the reason.
+    """
+    url = os.environ.get(DATABASE_URL_VARIABLE, "").strip()
+    if not url:
+        return None
+    validate_database_url(url, DATABASE_URL_VARIABLE)
+    return url
+
+
+def validate_database_url(url: str, field: str) -> None:
+    """Reject a URL Prefect's server cannot use, without echoing the URL (it may hold a secret)."""
+    example = "postgresql+asyncpg://user:password@host:5432/database"
+    parsed = _parse(url)
+    if parsed is None:
+        raise InvalidDatabaseURL(f"{field}: not a database URL; expected {example}")
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise InvalidDatabaseURL(
+            f"{field}: driver {parsed.drivername!r} is not supported by the Prefect server;"
+            f" use {' or '.join(SUPPORTED_DRIVERS)} ({example})"
+        )
+    if parsed.drivername.startswith("postgresql"):
+        if not parsed.database:
+            raise InvalidDatabaseURL(f"{field}: names no database; expected {example}")
+        if not parsed.host and "host" not in parsed.query:
+            raise InvalidDatabaseURL(f"{field}: names no host; expected {example}")
+
+
+def _parse(url: str):
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except ArgumentError:
+        return None
+
+
+def mask_database_url(url: str) -> str:
+    """The URL with its password (and any ``password=`` query value) shown as ***."""
+    parsed = _parse(url)
+    if parsed is None:
+        return "<not a database URL>"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
+
+
+def mask_database_secrets(text: str, url: str | None) -> str:
+    """``text`` with every spelling of ``url``'s password replaced by *** (logs, errors)."""
+    from urllib.parse import quote
+
+    parsed = _parse(url or "")
+    if parsed is None:
+        return text
+    values = [parsed.password] if parsed.password else []
+    query_password = parsed.query.get("password")
+    values += [query_password] if isinstance(query_password, str) else list(query_password or ())
+    forms = {form for v in values if v for form in (v, quote(v, safe=""), quote(v))}
+    for secret in sorted(forms, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def configure() -> None:
     """Point Prefect at opsflow's data folder (home, database, results) unless set."""
     data_dir()

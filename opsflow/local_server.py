@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from opsflow import environment
 from tasks.common.atomic import write_text_atomic
 from tasks.common.paths import data_dir
 
@@ -144,7 +145,10 @@ def reap_stale_server() -> None:
 
 
 class LocalPrefectServer:
-    """A ``prefect server start`` child process on 127.0.0.1 with opsflow's SQLite database."""
+    """A ``prefect server start`` child process on 127.0.0.1 with opsflow's SQLite database.
+
+    ``environment.database_url()`` (``OPSFLOW_DATABASE_URL``) points it at PostgreSQL instead.
+    """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None):
         self.port = port or pick_port()
@@ -164,6 +168,11 @@ class LocalPrefectServer:
         cmd = [str(prefect_bin), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         env = {**os.environ}
         env.pop("PREFECT_API_URL", None)  # the server must not talk to itself as a client
+        database = environment.database_url()
+        if database:  # a team's PostgreSQL instead of the SQLite file under PREFECT_HOME
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
+            masked = environment.mask_database_url(database)
+            print(f"Prefect server database: {masked}", file=sys.stderr, flush=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
             cmd,
@@ -183,6 +192,7 @@ class LocalPrefectServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-2000:]
+                tail = environment.mask_database_secrets(tail, environment.database_url())
                 raise RuntimeError(f"Prefect server exited during start-up:\n{tail}")
             if is_healthy(self.api_url, timeout=1.0):
                 return
