@@ -17,9 +17,9 @@ kubeconfig in ``KubernetesClusterConfig.config``, a service account in a ``Secre
   (``token_file``, ``token_uri``, ``secret_name``, ``token_type``, ``access_key_id``...).
   A dict or list under such a key is secret as a whole (every string in it). So in a
   kubeconfig the user's ``token``, ``password``, ``client-key-data`` (and its
-  base64-decoded PEM) and an auth-provider's ``id-token`` / ``refresh-token`` / ``client-
-  secret`` are secrets; ``client-certificate-data`` and ``certificate-authority-data`` are
-  not;
+  base64-decoded PEM) and an auth-provider's ``id-token``, ``refresh-token`` and
+  ``client-secret`` are secrets; ``client-certificate-data`` and
+  ``certificate-authority-data`` are not;
 - ``{"name": ..., "value": ...}`` pairs (an exec plugin's ``env``, a container's env)
   whose name names a secret (``AWS_SECRET_ACCESS_KEY``, ``API_KEY``, ``GITHUB_TOKEN``), and
   any env value that looks like a credential (a JWT, a PEM private key);
