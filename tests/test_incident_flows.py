@@ -231,3 +231,101 @@ def test_an_unreachable_cluster_is_a_partial_result(harness, home):
     assert any(m.startswith("kubernetes[0] pods") for m in report.missing)
     assert not any(s.source == "kubernetes[0] logs" for s in report.sources)
     assert CANARY not in report.model_dump_json()
+
+
+# ------------------------------------------------ secrets inside a kubeconfig (issue 9, item 7)
+
+K8S_CANARY = "CANARY-kubeconfig-token-Vq83Lm0Zr"  # accepted by the API, which then fails
+K8S_REFUSED = "CANARY-kubeconfig-refused-Pw41Xe9Jt"  # refused with 401
+
+
+def _kubeconfig_block(name: str, url: str, token: str) -> None:
+    from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
+
+    from tests.servers.kubernetes import kubeconfig
+
+    config = KubernetesClusterConfig(config=kubeconfig(url, token), context_name="local")
+    KubernetesCredentials(cluster_config=config).save(name, overwrite=True)
+
+
+def _run_texts(flow_run_id) -> dict[str, str]:
+    """What the Prefect API holds about a flow run: its logs and its task runs' states."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        flow_run = client.read_flow_run(flow_run_id)
+    return {
+        "api logs": "\n".join(log.message for log in logs),
+        "task run states": "\n".join(
+            f"{t.name} {t.state.name} {t.state.message}" for t in task_runs if t.state
+        ),
+        "flow run": flow_run.model_dump_json(),
+    }
+
+
+def test_kubeconfig_token_never_leaks_through_a_failing_cluster(
+    harness, home, caplog, capfd, monkeypatch
+):
+    """A kubeconfig token the API quotes back (401 and 500 bodies echo the Authorization
+    header) appears nowhere: result, missing, logs, artifacts, task states."""
+    from tasks.telemetry import kubernetes as kt
+    from tests.servers import kubernetes as k8s
+
+    for name in ("fetch_k8s_pods", "fetch_k8s_events", "fetch_k8s_nodes", "fetch_k8s_metrics"):
+        monkeypatch.setattr(getattr(kt, name), "retry_delay_seconds", 0)
+    monkeypatch.setattr(kt.fetch_k8s_logs, "retry_delay_seconds", 0)
+    with k8s.KubernetesServer(K8S_CANARY) as cluster:
+        cluster.echo_authorization = True
+        cluster.pods = [k8s.pod("checkout-1", "shop", labels={"app": "checkout"})]
+        cluster.failing_paths = {
+            "/api/v1/namespaces/shop/events": 500,
+            "/api/v1/nodes": 500,
+            "/api/v1/namespaces/shop/pods/": 500,  # container logs
+        }
+        _kubeconfig_block("k8s-echo", cluster.url, K8S_CANARY)
+        _kubeconfig_block("k8s-refused", cluster.url, K8S_REFUSED)
+        caplog.set_level(logging.DEBUG)
+        state = detect_incidents(
+            kubernetes=[
+                {"credentials_block": "k8s-echo", "namespace": "shop"},
+                {"credentials_block": "k8s-refused", "namespace": "shop"},
+            ],
+            scenario=["bad_rollout"],
+            scenario_lines=2000,
+            return_state=True,
+        )
+        sent = {r.headers.get("authorization") for r in cluster.requests}
+    report = state.result()
+    # the canaries really were sent, and really were quoted back
+    assert sent == {f"Bearer {K8S_CANARY}", f"Bearer {K8S_REFUSED}"}
+    missing = {m.split(":")[0]: m for m in report.missing}
+    assert {"kubernetes[0] events", "kubernetes[0] nodes", "kubernetes[0] logs"} <= set(missing)
+    assert "kubernetes[1] pods" in missing and "401" in missing["kubernetes[1] pods"]
+    assert "request had Authorization: ***" in missing["kubernetes[0] events"]
+    assert "request had Authorization: ***" in missing["kubernetes[1] pods"]
+    out, err = capfd.readouterr()
+    haystacks = {
+        "result": report.model_dump_json(),
+        "artifacts": json.dumps(artifacts([REPORT_KEY, SUGGESTIONS_KEY])),
+        "caplog": caplog.text + "\n".join(str(r.args) + str(r.exc_info) for r in caplog.records),
+        "stdout/stderr": out + err,
+        **_run_texts(state.state_details.flow_run_id),
+    }
+    assert "kubernetes[1] pods" in haystacks["api logs"]  # the failures were logged
+    for where, text in haystacks.items():
+        assert K8S_CANARY not in text, where
+        assert K8S_REFUSED not in text, where
