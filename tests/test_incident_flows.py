@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -329,3 +330,122 @@ def test_kubeconfig_token_never_leaks_through_a_failing_cluster(
     for where, text in haystacks.items():
         assert K8S_CANARY not in text, where
         assert K8S_REFUSED not in text, where
+
+
+# ------------------------------ Logs Insights and Grafana dashboard search (issue 9, item 8)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"cloudwatch": [{"insights_queries": [{"query": " ", "log_groups": ["/a"]}]}]}, "query"),
+        (
+            {
+                "cloudwatch": [
+                    {"insights_queries": [{"query": "fields @message", "log_groups": []}]}
+                ]
+            },
+            "cloudwatch.0.insights_queries.0.log_groups:",
+        ),
+        (
+            {"cloudwatch": [{"insights_queries": [{"query": "x", "log_groups": ["no spaces"]}]}]},
+            "cloudwatch.0.insights_queries.0.log_groups.0:",
+        ),
+        (
+            {"cloudwatch": [{"insights_queries": [{"query": "x", "log_groups": ["/a"] * 51}]}]},
+            "cloudwatch.0.insights_queries.0.log_groups:",
+        ),
+        (
+            {
+                "cloudwatch": [
+                    {"insights_queries": [{"query": "x", "log_groups": ["/a"], "limit": 0}]}
+                ]
+            },
+            "cloudwatch.0.insights_queries.0.limit:",
+        ),
+        (
+            {"grafana": [{"credentials_block": "g", "dashboard_search": {"query": " "}}]},
+            "grafana.0.dashboard_search: Value error, give query or tags",
+        ),
+        (
+            {
+                "grafana": [
+                    {"credentials_block": "g", "dashboard_search": {"tags": ["x"], "limit": 0}}
+                ]
+            },
+            "grafana.0.dashboard_search.limit:",
+        ),
+    ],
+)
+def test_insights_and_dashboard_search_parameters_are_validated(params, field):
+    from flows.params import InvalidParameters, validate_parameters
+
+    with pytest.raises(InvalidParameters, match=re.escape(field)):
+        validate_parameters(detect_incidents, params)
+
+
+def test_logs_insights_and_grafana_dashboards_feed_the_pipeline(harness, home, moto_url):
+    """A Logs Insights query (moto) and the annotations of the dashboards a search finds
+    (local Grafana) reach the pipeline; other dashboards' and org annotations do not."""
+    from prefect_aws import AwsCredentials
+
+    from blocks.grafana import GrafanaCredentials
+    from tests.servers import grafana as gf
+
+    now, group = _cloudwatch_and_sentry(moto_url)
+    AwsCredentials(
+        aws_access_key_id="AKIATESTING",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": moto_url},
+    ).save("moto-insights", overwrite=True)
+    token = "CANARY-grafana-dash-Lk20Wq"
+    with gf.GrafanaServer(token) as grafana_api:
+        grafana_api.dashboards = [
+            gf.dashboard("svc-overview", "Checkout Overview", ["service:checkout", "prod"]),
+            gf.dashboard("k8s-nodes", "Kubernetes Nodes", ["k8s"]),
+        ]
+        grafana_api.annotations = [
+            gf.annotation(1, now - timedelta(minutes=21), "checkout v2.4.0", ["deploy"]),
+            gf.annotation(
+                2, now - timedelta(minutes=30), "node drain", ["deploy"], dashboard_uid="k8s-nodes"
+            ),
+            gf.annotation(3, now - timedelta(minutes=25), "org note", ["note"], dashboard_uid=None),
+        ]
+        GrafanaCredentials(url=grafana_api.url, token=token).save("grafana-dash", overwrite=True)
+        report = detect_incidents(
+            cloudwatch=[
+                {
+                    "credentials_block": "moto-insights",
+                    "alarms": False,
+                    "insights_queries": [
+                        {
+                            "query": "fields @timestamp, @message, @logStream, @log "
+                            "| sort @timestamp desc | limit 5000",
+                            "log_groups": [group],
+                        }
+                    ],
+                }
+            ],
+            grafana=[{"credentials_block": "grafana-dash", "dashboard_search": {"tags": ["prod"]}}],
+            since_minutes=130,
+        )
+        searches = grafana_api.queries("/api/search")
+        annotation_reads = grafana_api.queries("/api/annotations")
+    assert not report.partial, report.missing
+    by_source = {s.source: s for s in report.sources}
+    assert set(by_source) == {
+        "cloudwatch[0] insights[0]",
+        "grafana[0] dashboard search",
+        "grafana[0] dashboard Checkout Overview (svc-overview)",
+    }
+    assert by_source["cloudwatch[0] insights[0]"].events > 700  # every line of the window
+    assert by_source["grafana[0] dashboard Checkout Overview (svc-overview)"].events == 1
+    assert searches == [{"type": ["dash-db"], "limit": ["20"], "tag": ["prod"]}]  # blank query
+    assert [q["dashboardUID"] for q in annotation_reads] == [["svc-overview"]]
+    assert report.incidents, "the connection errors were not found"
+    incident = report.incidents[0]
+    assert "service:checkout" in incident.entities
+    assert {t.source for t in incident.timeline} == {"cloudwatch", "grafana"}
+    deploy = next(t for t in incident.timeline if t.source == "grafana")
+    assert deploy.entity == "service:checkout"  # named by the dashboard's service:checkout tag
