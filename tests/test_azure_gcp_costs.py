@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -515,6 +516,145 @@ def test_azure_costs_never_leak_the_client_secret(
     assert "AADSTS7000215" in caplog.text  # and so was the failure
     for where, text in haystacks.items():
         assert canary not in text, where
+
+
+# ------------------------------------------- Azure: the 2-grouping limit (issue 9, item 9)
+
+
+def generated_costs(seed: int, n: int = 400) -> list[dict]:
+    """Cost rows at the finest grain whose dimensions overlap in every way, so that any
+    join of 2-dimension marginals would misplace cost."""
+    rng = random.Random(seed)
+    combos = [
+        ("Usage", "OnDemand"),
+        ("Usage", "Reservation"),
+        ("Usage", "Spot"),
+        ("Purchase", "Reservation"),
+        ("Refund", "SavingsPlan"),
+        ("UnusedReservation", "Reservation"),
+    ]
+    services = ["Virtual Machines", "Storage", "Bandwidth", "SQL Database", "Key Vault"]
+    out = []
+    for _ in range(n):
+        charge, pricing = rng.choice(combos)
+        team = rng.choice(["web", "data", None])
+        cost = round(rng.uniform(0, 80), 4) * (-1 if charge == "Refund" else 1)
+        tags = {"TagKey": "team", "TagValue": team} if team else {}
+        out.append(
+            cost_row(
+                rng.choice([D1, D2, D3]),
+                rng.choice(services),
+                cost,
+                charge=charge,
+                pricing=pricing,
+                loc=rng.choice(["eastus", "westeurope", "Unassigned"]),
+                **tags,
+            )
+        )
+    return out
+
+
+GENERATED = {"ActualCost": generated_costs(11), "AmortizedCost": generated_costs(12)}
+
+
+def _records(table: pa.Table) -> list[tuple]:
+    rows = []
+    for r in table.to_pylist():
+        r["Tags"] = tuple(sorted(dict(r["Tags"] or {}).items()))
+        rows.append(tuple((k, round(v, 6) if isinstance(v, float) else v) for k, v in r.items()))
+    return sorted(rows, key=repr)
+
+
+def test_a_query_with_more_than_two_groupings_is_refused_like_the_service(ca, trust_local_ca):
+    from azure.mgmt.costmanagement.models import QueryDefinition
+
+    body = az.query_definition("ActualCost", D1, D2, [("Dimension", "ServiceName")])
+    body["dataset"]["grouping"] += [{"type": "Dimension", "name": n} for n in az.DIMENSIONS[1:]]
+    with AzureArmServer(
+        ca, tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, cost_rows=GENERATED
+    ) as server:
+        client = azure_block(server).get_cost_management_client()
+        with pytest.raises(HttpResponseError) as refused:
+            client.query.usage(SCOPE.lstrip("/"), QueryDefinition(body))
+    assert refused.value.status_code == 400 and refused.value.error.code == "BadRequest"
+    assert "up to 2 group by clauses" in refused.value.error.message
+
+
+@pytest.mark.parametrize("tag_key", [None, "team"])
+def test_split_queries_give_the_rows_and_totals_of_the_single_big_query(
+    ca, trust_local_ca, tag_key
+):
+    """The same data through the one 4-5-grouping query (a server that accepts it) and
+    through fetch_azure_costs' 2-grouping queries (a server enforcing the documented
+    limit): the same FOCUS records, and totals equal to the data's own sums."""
+    end = date(2026, 11, 2)
+    grouping = [{"type": "Dimension", "name": n} for n in az.DIMENSIONS]
+    if tag_key:
+        grouping.append({"type": "TagKey", "name": tag_key})
+    kw = dict(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, cost_rows=GENERATED)
+    with AzureArmServer(ca, max_groupings=5, page_size=50, **kw) as lenient:
+        client = azure_block(lenient).get_cost_management_client()
+        pages = {}
+        for cost_type in az.COST_TYPES:
+            body = az.query_definition(cost_type, D1, end, [])
+            body["dataset"]["grouping"] = grouping
+            pages[cost_type] = list(az._pages(client, SCOPE, body, lenient.url))
+        big = az.normalize_azure_costs(pages, SCOPE)
+    with AzureArmServer(ca, page_size=50, **kw) as strict:
+        split = az.fetch_azure_costs.fn(azure_block(strict), SCOPE, D1, end, tag_key=tag_key)
+        sent = [b for _p, b in strict.queries]
+    assert all(len(b["dataset"]["grouping"]) <= 2 for b in sent) and len(sent) > 2
+    assert_focus(split)
+    assert big.num_rows == split.num_rows > 100
+    assert _records(split) == _records(big)
+    for column, cost_type in (("BilledCost", "ActualCost"), ("EffectiveCost", "AmortizedCost")):
+        truth = sum(r["Cost"] for r in GENERATED[cost_type])
+        assert pc.sum(split.column(column)).as_py() == pytest.approx(truth, abs=1e-6)
+    if tag_key:
+        tagged = [r for r in split.to_pylist() if r["Tags"]]
+        assert {dict(r["Tags"])["team"] for r in tagged} == {"web", "data"}
+
+
+def test_a_split_that_does_not_add_up_is_refused():
+    """If the filtered rows do not sum to their parent (a value the service cannot filter
+    on), the collection fails rather than dropping cost."""
+    pair = {"UsageDate": 20261030, "ChargeType": "Usage", "PricingModel": "OnDemand"}
+    answers = iter(
+        [
+            [{**pair, "Currency": "EUR", "Cost": 10.0}],
+            [
+                {
+                    "UsageDate": 20261030,
+                    "ServiceName": "Storage",
+                    "ResourceLocation": "eastus",
+                    "Currency": "EUR",
+                    "Cost": 7.5,
+                },
+            ],
+        ]
+    )
+    with pytest.raises(ValueError, match=r"ChargeType='Usage', PricingModel='OnDemand' sum to 7.5"):
+        az.split_query_rows(lambda _body: next(answers), "ActualCost", D1, D2)
+    answers = iter(
+        [
+            [{**pair, "Currency": "EUR", "Cost": 10.0}],
+            [
+                {
+                    "UsageDate": 20261030,
+                    "ServiceName": s,
+                    "ResourceLocation": "eastus",
+                    "Currency": "EUR",
+                    "Cost": c,
+                }
+                for s, c in (("Storage", 7.5), ("Bandwidth", 2.5))
+            ],
+        ]
+    )
+    rows = az.split_query_rows(lambda _body: next(answers), "ActualCost", D1, D2)
+    assert [(r["ServiceName"], r["ChargeType"], r["Cost"]) for r in rows] == [
+        ("Storage", "Usage", 7.5),
+        ("Bandwidth", "Usage", 2.5),
+    ]
 
 
 # --------------------------------------------------------------------- GCP: pure
