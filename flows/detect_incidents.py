@@ -12,20 +12,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from flows.credentials import load_block
+from flows.incident_sources import (
+    CloudWatchSource,
+    GrafanaSource,
+    KubernetesSource,
+    SentrySource,
+    SourceStatus,
+    collect,
+    submit_sources,
+)
 from samples.scenarios import SCENARIO_NAMES, generate
 from tasks.common.atomic import write_text_atomic
 from tasks.common.charts import svg_data_uri, timeline_svg
 from tasks.common.paths import reports_dir
-from tasks.common.retry import failure_reason
-from tasks.common.secrets import block_secrets
 from tasks.incidents.anomaly.ensemble import AnomalyConfig
 from tasks.incidents.pipeline import (
     PipelineSteps,
@@ -36,81 +42,14 @@ from tasks.incidents.pipeline import (
     score_anomalies,
 )
 from tasks.incidents.signals import AnomalySignal, Incident
-from tasks.telemetry.cloudwatch import (
-    MetricQuery,
-    fetch_cloudwatch_alarm_history,
-    fetch_cloudwatch_alarms,
-    fetch_cloudwatch_metrics,
-)
-from tasks.telemetry.cloudwatch_logs import fetch_cloudwatch_logs
 from tasks.telemetry.files import load_telemetry_files
-from tasks.telemetry.grafana import fetch_grafana_annotations, query_grafana_datasource
-from tasks.telemetry.kubernetes import (
-    fetch_k8s_events,
-    fetch_k8s_logs,
-    fetch_k8s_metrics,
-    fetch_k8s_nodes,
-    fetch_k8s_pods,
-)
-from tasks.telemetry.model import Event, MetricSeries
-from tasks.telemetry.sentry import fetch_sentry_issues
 
 REPORT_KEY = "detect-incidents-report"
 SUGGESTIONS_KEY = "detect-incidents-suggestions"
 DEFAULT_SCENARIO = "bad_rollout"
 
 
-# ----------------------------------------------------------------------------- parameters
-
-
-class KubernetesSource(BaseModel):
-    """A cluster (or namespace) to read pods, events, logs, nodes and usage from."""
-
-    credentials_block: str | None = Field(
-        default=None, description="prefect-kubernetes KubernetesCredentials; kubeconfig if omitted"
-    )
-    namespace: str | None = Field(default=None, description="All namespaces if omitted")
-    label_selector: str | None = None
-    log_tail_lines: Annotated[int, Field(ge=0, le=100_000)] = 2000
-
-
-class SentrySource(BaseModel):
-    credentials_block: str = Field(description="opsflow SentryCredentials block")
-    projects: list[str] | None = Field(
-        default=None, description="Project slugs; org-wide if omitted"
-    )
-    query: str | None = Field(default=None, description="Sentry search, e.g. 'is:unresolved'")
-
-
-class CloudWatchSource(BaseModel):
-    credentials_block: str | None = Field(
-        default=None, description="prefect-aws AwsCredentials; default chain if omitted"
-    )
-    log_groups: list[str] = Field(default_factory=list)
-    filter_pattern: str | None = None
-    metrics: list[MetricQuery] = Field(default_factory=list)
-    alarms: bool = Field(default=True, description="Alarm states and state changes")
-    alarm_name_prefix: str | None = None
-
-
-class GrafanaSource(BaseModel):
-    credentials_block: str = Field(description="opsflow GrafanaCredentials block")
-    annotation_tags: list[str] | None = None
-    datasource_uid: str | None = Field(default=None, description="For `queries`")
-    queries: list[dict[str, Any]] = Field(
-        default_factory=list, description="/api/ds/query query objects (refId, expr, ...)"
-    )
-
-
 # ----------------------------------------------------------------------------- results
-
-
-class SourceStatus(BaseModel):
-    source: str
-    status: Literal["collected", "failed"]
-    events: int = 0
-    series: int = 0
-    reason: str | None = None
 
 
 class IncidentReport(BaseModel):
@@ -152,110 +91,6 @@ TASK_STEPS = PipelineSteps(
 )
 
 
-# ----------------------------------------------------------------------------- sources
-
-
-def _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets):
-    """Submit every source task; returns ``[(name, future), ...]``."""
-    jobs: list[tuple[str, Any]] = []
-    for i, src in enumerate(kubernetes):
-        creds = load_block(
-            src.credentials_block, f"kubernetes[{i}].credentials_block", "kubernetes"
-        )
-        secrets += block_secrets(creds)
-        scope = {"namespace": src.namespace}
-        pods = fetch_k8s_pods.submit(
-            creds, label_selector=src.label_selector, include_healthy=True, **scope
-        )
-        jobs.append((f"kubernetes[{i}] pods", pods))
-        jobs.append((f"kubernetes[{i}] events", fetch_k8s_events.submit(creds, since, **scope)))
-        jobs.append((f"kubernetes[{i}] nodes", fetch_k8s_nodes.submit(creds)))
-        jobs.append(
-            (
-                f"kubernetes[{i}] metrics",
-                fetch_k8s_metrics.submit(creds, label_selector=src.label_selector, **scope),
-            )
-        )
-        pods.wait()  # logs need the pod list; a failed pod list is reported as its own job
-        if src.log_tail_lines and pods.state.is_completed():
-            logs = fetch_k8s_logs.submit(
-                creds, pods.result().pods, since=since, tail_lines=src.log_tail_lines
-            )
-            jobs.append((f"kubernetes[{i}] logs", logs))
-    for i, src in enumerate(sentry):
-        creds = load_block(src.credentials_block, f"sentry[{i}].credentials_block", "sentry")
-        secrets += block_secrets(creds)
-        for project in src.projects or [None]:
-            future = fetch_sentry_issues.submit(
-                creds, project=project, query=src.query, since=since
-            )
-            jobs.append((f"sentry[{i}] {project or 'organization'}", future))
-    for i, src in enumerate(cloudwatch):
-        creds = load_block(src.credentials_block, f"cloudwatch[{i}].credentials_block", "aws")
-        secrets += block_secrets(creds)
-        for group in src.log_groups:
-            future = fetch_cloudwatch_logs.submit(
-                creds, group, since, filter_pattern=src.filter_pattern
-            )
-            jobs.append((f"cloudwatch[{i}] {group}", future))
-        if src.metrics:
-            future = fetch_cloudwatch_metrics.submit(creds, src.metrics, since)
-            jobs.append((f"cloudwatch[{i}] metrics", future))
-        if src.alarms:
-            prefix = src.alarm_name_prefix
-            alarms = fetch_cloudwatch_alarms.submit(creds, since=since, alarm_name_prefix=prefix)
-            jobs.append((f"cloudwatch[{i}] alarms", alarms))
-            jobs.append(
-                (
-                    f"cloudwatch[{i}] alarm history",
-                    fetch_cloudwatch_alarm_history.submit(creds, since),
-                )
-            )
-    for i, src in enumerate(grafana):
-        creds = load_block(src.credentials_block, f"grafana[{i}].credentials_block", "grafana")
-        secrets += block_secrets(creds)
-        future = fetch_grafana_annotations.submit(creds, since, tags=src.annotation_tags)
-        jobs.append((f"grafana[{i}] annotations", future))
-        if src.queries:
-            if not src.datasource_uid:
-                raise ValueError(f"grafana[{i}].datasource_uid: required with queries")
-            future = query_grafana_datasource.submit(creds, src.datasource_uid, src.queries, since)
-            jobs.append((f"grafana[{i}] datasource", future))
-    return jobs
-
-
-def _unpack(value: Any) -> tuple[list[Event], list[MetricSeries]]:
-    """Events and series from any source task's return value."""
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, Event)], []
-    events = list(getattr(value, "events", []) or [])
-    series = list(getattr(value, "series", []) or [])
-    return events, series
-
-
-def _collect(jobs, secrets, logger) -> tuple[list[Event], list[MetricSeries], list[SourceStatus]]:
-    events: list[Event] = []
-    metrics: list[MetricSeries] = []
-    statuses: list[SourceStatus] = []
-    for name, future in jobs:
-        future.wait()
-        state = future.state
-        if state.is_completed():
-            got_events, got_series = _unpack(future.result())
-            events += got_events
-            metrics += got_series
-            statuses.append(
-                SourceStatus(
-                    source=name, status="collected", events=len(got_events), series=len(got_series)
-                )
-            )
-            continue
-        reason = failure_reason(state, secrets)
-        logger.warning("%s not collected: %s", name, reason)
-        statuses.append(SourceStatus(source=name, status="failed", reason=reason))
-    return events, metrics, statuses
-
-
 # ----------------------------------------------------------------------------- the flow
 
 
@@ -286,8 +121,10 @@ def detect_incidents(
         kubernetes: clusters/namespaces: pod states, Warning events, container logs,
             node conditions, metrics-server usage.
         sentry: organizations/projects: new and regressed issues.
-        cloudwatch: log groups (filter pattern), metric queries, alarms.
-        grafana: annotations (deploys, alerts) and datasource queries.
+        cloudwatch: log groups (filter pattern), Logs Insights queries, metric queries,
+            alarms.
+        grafana: annotations (deploys, alerts; org-wide, or of the dashboards a
+            ``dashboard_search`` finds) and datasource queries.
         events_file: exported events as JSON Lines (timestamp, source, entity,
             severity, message, attributes).
         metrics_file: exported metric samples as CSV (timestamp, entity, metric, value).
@@ -324,8 +161,8 @@ def detect_incidents(
     for field, path in (("events_file", events_file), ("metrics_file", metrics_file)):
         if path and not Path(path).expanduser().is_file():
             raise ValueError(f"{field}: no such file: {path}")  # before any outside call
-    jobs = _submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets)
-    events, metrics, statuses = _collect(jobs, secrets, logger)
+    jobs = submit_sources(kubernetes, sentry, cloudwatch, grafana, since, secrets)
+    events, metrics, statuses = collect(jobs, secrets, logger)
     deps = dict(dependencies or {})
     for path, label, is_events in (
         (events_file, "events file", True),

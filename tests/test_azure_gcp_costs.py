@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -196,23 +197,34 @@ def test_parse_scope_rejects_other_strings_naming_the_parameter(scope):
         az.parse_scope(scope)
 
 
-def test_query_definition_custom_daily_grouped():
-    body = az.query_definition("AmortizedCost", date(2026, 10, 1), date(2026, 11, 1), "team")
+def test_query_definition_custom_daily_grouped_and_filtered():
+    grouping = [("Dimension", "ServiceName"), ("TagKey", "team")]
+    where = {"ChargeType": "Usage", "PricingModel": "OnDemand"}
+    body = az.query_definition(
+        "AmortizedCost", date(2026, 10, 1), date(2026, 11, 1), grouping, where
+    )
     assert body["type"] == "AmortizedCost" and body["timeframe"] == "Custom"
     assert body["timePeriod"] == {"from": "2026-10-01T00:00:00Z", "to": "2026-10-31T23:59:59Z"}
     assert body["dataset"]["granularity"] == "Daily"
     assert body["dataset"]["aggregation"] == {"totalCost": {"name": "Cost", "function": "Sum"}}
     assert body["dataset"]["grouping"] == [
         {"type": "Dimension", "name": "ServiceName"},
-        {"type": "Dimension", "name": "ResourceLocation"},
-        {"type": "Dimension", "name": "ChargeType"},
-        {"type": "Dimension", "name": "PricingModel"},
         {"type": "TagKey", "name": "team"},
     ]
-    assert all(
-        g["type"] == "Dimension"
-        for g in az.query_definition("ActualCost", D1, D2)["dataset"]["grouping"]
-    )
+    # the documented QueryFilter: "and" of 2 or more, each a dimension "In" comparison
+    assert body["dataset"]["filter"] == {
+        "and": [
+            {"dimensions": {"name": "ChargeType", "operator": "In", "values": ["Usage"]}},
+            {"dimensions": {"name": "PricingModel", "operator": "In", "values": ["OnDemand"]}},
+        ]
+    }
+    one = az.query_definition("ActualCost", D1, D2, grouping, {"ChargeType": "Usage"})
+    assert one["dataset"]["filter"] == {
+        "dimensions": {"name": "ChargeType", "operator": "In", "values": ["Usage"]}
+    }
+    assert "filter" not in az.query_definition("ActualCost", D1, D2, grouping)["dataset"]
+    with pytest.raises(ValueError, match="^grouping: at most 2"):
+        az.query_definition("ActualCost", D1, D2, [("Dimension", d) for d in az.DIMENSIONS])
 
 
 def _page(rows, columns=("Cost", "UsageDate", "ServiceName", "ChargeType", "Currency")):
@@ -340,18 +352,34 @@ def test_fetch_azure_costs_queries_both_cost_types_and_follows_next_link(harness
         azure_block(azure_server), RG_SCOPE, date(2026, 10, 30), date(2026, 11, 2), tag_key="team"
     )
     assert_focus(table)
-    # the request bodies: one query per cost type, then the same body to each nextLink
+    # the request bodies: at most 2 groupings each; per cost type first the
+    # (ChargeType, PricingModel) split, then one query per pair, then (with a tag) one per
+    # (pair, location); each nextLink gets the same body again
     bodies = [b for _p, b in azure_server.queries]
-    assert [b["type"] for b in bodies] == ["ActualCost"] * 3 + ["AmortizedCost"] * 3
+    paths = [p for p, _b in azure_server.queries]
+    assert all(len(b["dataset"]["grouping"]) <= 2 for b in bodies)
+    n_actual = sum(b["type"] == "ActualCost" for b in bodies)
+    assert [b["type"] for b in bodies] == ["ActualCost"] * n_actual + ["AmortizedCost"] * (
+        len(bodies) - n_actual
+    )
+    firsts = [b for p, b in azure_server.queries if "$skiptoken" not in p]
+    for cost_type in ("ActualCost", "AmortizedCost"):
+        mine = [b for b in firsts if b["type"] == cost_type]
+        assert mine[0]["dataset"]["grouping"] == [
+            {"type": "Dimension", "name": "ChargeType"},
+            {"type": "Dimension", "name": "PricingModel"},
+        ]
+        assert "filter" not in mine[0]["dataset"]
+        assert all("filter" in b["dataset"] for b in mine[1:])
+    assert sum(b["type"] == "ActualCost" for b in firsts) == 1 + 3 + 4  # 3 pairs, 4 triples
+    assert sum(b["type"] == "AmortizedCost" for b in firsts) == 1 + 2 + 3
     for body in bodies:
         assert body["timeframe"] == "Custom"
         assert body["timePeriod"] == {"from": "2026-10-30T00:00:00Z", "to": "2026-11-01T23:59:59Z"}
         assert body["dataset"]["granularity"] == "Daily"
-        assert {"type": "TagKey", "name": "team"} in body["dataset"]["grouping"]
-    paths = [p for p, _b in azure_server.queries]
+    assert {"type": "TagKey", "name": "team"} in bodies[-1]["dataset"]["grouping"]
     assert all(p.startswith(f"{RG_SCOPE}/providers/Microsoft.CostManagement/query?") for p in paths)
-    assert ["$skiptoken=2" in p for p in paths[:3]] == [False, True, False]
-    assert "$skiptoken=4" in paths[2]
+    assert paths[1].endswith("$skiptoken=2") and bodies[1] == bodies[0]  # 4 pair rows, 2 pages
     # the Entra ID client-credentials grant for the Resource Manager scope
     assert azure_server.token_forms[0]["scope"] == f"{azure_server.url}/.default"
     assert azure_server.token_forms[0]["grant_type"] == "client_credentials"
@@ -378,7 +406,7 @@ def test_fetch_azure_costs_queries_both_cost_types_and_follows_next_link(harness
     assert (covered["BilledCost"], covered["EffectiveCost"]) == (0.0, 2.4)
     assert rows[(D3, "Mystery Service", "Usage", "Standard")]["ServiceCategory"] == "Other"
     assert rows[(D3, "Bandwidth", "Usage", "Standard")]["RegionId"] is None
-    assert table.column("BillingPeriodStart").to_pylist()[-1] == datetime(2026, 11, 1, tzinfo=UTC)
+    assert max(table.column("BillingPeriodStart").to_pylist()) == datetime(2026, 11, 1, tzinfo=UTC)
     assert pc.sum(table.column("EffectiveCost")).as_py() == pytest.approx(12.5 + 3 + 2.4 + 1.75)
 
 
@@ -398,8 +426,8 @@ def test_fetch_azure_costs_retries_429_once_at_the_task_level(harness, azure_ser
     assert state.is_completed() and state.result().num_rows > 0
     assert azure_server.faults_served == 1
     assert task_run_count(state) == 2  # the Prefect retry...
-    # ...and no SDK retry: first attempt = 1 request (429); second = 3 + 3 pages
-    assert len(azure_server.api_requests()) == 1 + 6
+    # ...and no SDK retry: first attempt = 1 request (429); second = 2 + 2 queries
+    assert len(azure_server.api_requests()) == 1 + 4
 
 
 def test_fetch_azure_costs_retries_503_then_fails_after_the_last_retry(
@@ -440,7 +468,7 @@ def test_fetch_azure_costs_refuses_a_next_link_to_another_host(ca, trust_local_c
         next_link_base="https://collector.example.net",
     ) as server:
         with pytest.raises(ValueError, match="nextLink points outside"):
-            az.fetch_azure_costs.fn(azure_block(server), SCOPE, D1, D2)
+            az.fetch_azure_costs.fn(azure_block(server), SCOPE, D1, date(2026, 11, 2))
         assert len(server.queries) == 1  # the bearer token never went to the other host
 
 
@@ -468,7 +496,7 @@ def test_azure_costs_never_leak_the_client_secret(
     ok = az.fetch_azure_costs(azure_block(azure_server, canary), SCOPE, D1, D2, return_state=True)
     assert ok.is_completed()
     # the canary really was the secret the token endpoint checked
-    assert azure_server.token_forms and len(azure_server.queries) == 6
+    assert azure_server.token_forms and len(azure_server.queries) == 4
     bad = az.fetch_azure_costs(
         azure_block(azure_server, canary + "-wrong"), SCOPE, D1, D2, return_state=True
     )
@@ -488,6 +516,145 @@ def test_azure_costs_never_leak_the_client_secret(
     assert "AADSTS7000215" in caplog.text  # and so was the failure
     for where, text in haystacks.items():
         assert canary not in text, where
+
+
+# ------------------------------------------- Azure: the 2-grouping limit (issue 9, item 9)
+
+
+def generated_costs(seed: int, n: int = 400) -> list[dict]:
+    """Cost rows at the finest grain whose dimensions overlap in every way, so that any
+    join of 2-dimension marginals would misplace cost."""
+    rng = random.Random(seed)
+    combos = [
+        ("Usage", "OnDemand"),
+        ("Usage", "Reservation"),
+        ("Usage", "Spot"),
+        ("Purchase", "Reservation"),
+        ("Refund", "SavingsPlan"),
+        ("UnusedReservation", "Reservation"),
+    ]
+    services = ["Virtual Machines", "Storage", "Bandwidth", "SQL Database", "Key Vault"]
+    out = []
+    for _ in range(n):
+        charge, pricing = rng.choice(combos)
+        team = rng.choice(["web", "data", None])
+        cost = round(rng.uniform(0, 80), 4) * (-1 if charge == "Refund" else 1)
+        tags = {"TagKey": "team", "TagValue": team} if team else {}
+        out.append(
+            cost_row(
+                rng.choice([D1, D2, D3]),
+                rng.choice(services),
+                cost,
+                charge=charge,
+                pricing=pricing,
+                loc=rng.choice(["eastus", "westeurope", "Unassigned"]),
+                **tags,
+            )
+        )
+    return out
+
+
+GENERATED = {"ActualCost": generated_costs(11), "AmortizedCost": generated_costs(12)}
+
+
+def _records(table: pa.Table) -> list[tuple]:
+    rows = []
+    for r in table.to_pylist():
+        r["Tags"] = tuple(sorted(dict(r["Tags"] or {}).items()))
+        rows.append(tuple((k, round(v, 6) if isinstance(v, float) else v) for k, v in r.items()))
+    return sorted(rows, key=repr)
+
+
+def test_a_query_with_more_than_two_groupings_is_refused_like_the_service(ca, trust_local_ca):
+    from azure.mgmt.costmanagement.models import QueryDefinition
+
+    body = az.query_definition("ActualCost", D1, D2, [("Dimension", "ServiceName")])
+    body["dataset"]["grouping"] += [{"type": "Dimension", "name": n} for n in az.DIMENSIONS[1:]]
+    with AzureArmServer(
+        ca, tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, cost_rows=GENERATED
+    ) as server:
+        client = azure_block(server).get_cost_management_client()
+        with pytest.raises(HttpResponseError) as refused:
+            client.query.usage(SCOPE.lstrip("/"), QueryDefinition(body))
+    assert refused.value.status_code == 400 and refused.value.error.code == "BadRequest"
+    assert "up to 2 group by clauses" in refused.value.error.message
+
+
+@pytest.mark.parametrize("tag_key", [None, "team"])
+def test_split_queries_give_the_rows_and_totals_of_the_single_big_query(
+    ca, trust_local_ca, tag_key
+):
+    """The same data through the one 4-5-grouping query (a server that accepts it) and
+    through fetch_azure_costs' 2-grouping queries (a server enforcing the documented
+    limit): the same FOCUS records, and totals equal to the data's own sums."""
+    end = date(2026, 11, 2)
+    grouping = [{"type": "Dimension", "name": n} for n in az.DIMENSIONS]
+    if tag_key:
+        grouping.append({"type": "TagKey", "name": tag_key})
+    kw = dict(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET, cost_rows=GENERATED)
+    with AzureArmServer(ca, max_groupings=5, page_size=50, **kw) as lenient:
+        client = azure_block(lenient).get_cost_management_client()
+        pages = {}
+        for cost_type in az.COST_TYPES:
+            body = az.query_definition(cost_type, D1, end, [])
+            body["dataset"]["grouping"] = grouping
+            pages[cost_type] = list(az._pages(client, SCOPE, body, lenient.url))
+        big = az.normalize_azure_costs(pages, SCOPE)
+    with AzureArmServer(ca, page_size=50, **kw) as strict:
+        split = az.fetch_azure_costs.fn(azure_block(strict), SCOPE, D1, end, tag_key=tag_key)
+        sent = [b for _p, b in strict.queries]
+    assert all(len(b["dataset"]["grouping"]) <= 2 for b in sent) and len(sent) > 2
+    assert_focus(split)
+    assert big.num_rows == split.num_rows > 100
+    assert _records(split) == _records(big)
+    for column, cost_type in (("BilledCost", "ActualCost"), ("EffectiveCost", "AmortizedCost")):
+        truth = sum(r["Cost"] for r in GENERATED[cost_type])
+        assert pc.sum(split.column(column)).as_py() == pytest.approx(truth, abs=1e-6)
+    if tag_key:
+        tagged = [r for r in split.to_pylist() if r["Tags"]]
+        assert {dict(r["Tags"])["team"] for r in tagged} == {"web", "data"}
+
+
+def test_a_split_that_does_not_add_up_is_refused():
+    """If the filtered rows do not sum to their parent (a value the service cannot filter
+    on), the collection fails rather than dropping cost."""
+    pair = {"UsageDate": 20261030, "ChargeType": "Usage", "PricingModel": "OnDemand"}
+    answers = iter(
+        [
+            [{**pair, "Currency": "EUR", "Cost": 10.0}],
+            [
+                {
+                    "UsageDate": 20261030,
+                    "ServiceName": "Storage",
+                    "ResourceLocation": "eastus",
+                    "Currency": "EUR",
+                    "Cost": 7.5,
+                },
+            ],
+        ]
+    )
+    with pytest.raises(ValueError, match=r"ChargeType='Usage', PricingModel='OnDemand' sum to 7.5"):
+        az.split_query_rows(lambda _body: next(answers), "ActualCost", D1, D2)
+    answers = iter(
+        [
+            [{**pair, "Currency": "EUR", "Cost": 10.0}],
+            [
+                {
+                    "UsageDate": 20261030,
+                    "ServiceName": s,
+                    "ResourceLocation": "eastus",
+                    "Currency": "EUR",
+                    "Cost": c,
+                }
+                for s, c in (("Storage", 7.5), ("Bandwidth", 2.5))
+            ],
+        ]
+    )
+    rows = az.split_query_rows(lambda _body: next(answers), "ActualCost", D1, D2)
+    assert [(r["ServiceName"], r["ChargeType"], r["Cost"]) for r in rows] == [
+        ("Storage", "Usage", 7.5),
+        ("Bandwidth", "Usage", 2.5),
+    ]
 
 
 # --------------------------------------------------------------------- GCP: pure

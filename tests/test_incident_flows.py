@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -231,3 +232,220 @@ def test_an_unreachable_cluster_is_a_partial_result(harness, home):
     assert any(m.startswith("kubernetes[0] pods") for m in report.missing)
     assert not any(s.source == "kubernetes[0] logs" for s in report.sources)
     assert CANARY not in report.model_dump_json()
+
+
+# ------------------------------------------------ secrets inside a kubeconfig (issue 9, item 7)
+
+K8S_CANARY = "CANARY-kubeconfig-token-Vq83Lm0Zr"  # accepted by the API, which then fails
+K8S_REFUSED = "CANARY-kubeconfig-refused-Pw41Xe9Jt"  # refused with 401
+
+
+def _kubeconfig_block(name: str, url: str, token: str) -> None:
+    from prefect_kubernetes.credentials import KubernetesClusterConfig, KubernetesCredentials
+
+    from tests.servers.kubernetes import kubeconfig
+
+    config = KubernetesClusterConfig(config=kubeconfig(url, token), context_name="local")
+    KubernetesCredentials(cluster_config=config).save(name, overwrite=True)
+
+
+def _run_texts(flow_run_id) -> dict[str, str]:
+    """What the Prefect API holds about a flow run: its logs and its task runs' states."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        flow_run = client.read_flow_run(flow_run_id)
+    return {
+        "api logs": "\n".join(log.message for log in logs),
+        "task run states": "\n".join(
+            f"{t.name} {t.state.name} {t.state.message}" for t in task_runs if t.state
+        ),
+        "flow run": flow_run.model_dump_json(),
+    }
+
+
+def test_kubeconfig_token_never_leaks_through_a_failing_cluster(
+    harness, home, caplog, capfd, monkeypatch
+):
+    """A kubeconfig token the API quotes back (401 and 500 bodies echo the Authorization
+    header) appears nowhere: result, missing, logs, artifacts, task states."""
+    from tasks.telemetry import kubernetes as kt
+    from tests.servers import kubernetes as k8s
+
+    for name in ("fetch_k8s_pods", "fetch_k8s_events", "fetch_k8s_nodes", "fetch_k8s_metrics"):
+        monkeypatch.setattr(getattr(kt, name), "retry_delay_seconds", 0)
+    monkeypatch.setattr(kt.fetch_k8s_logs, "retry_delay_seconds", 0)
+    with k8s.KubernetesServer(K8S_CANARY) as cluster:
+        cluster.echo_authorization = True
+        cluster.pods = [k8s.pod("checkout-1", "shop", labels={"app": "checkout"})]
+        cluster.failing_paths = {
+            "/api/v1/namespaces/shop/events": 500,
+            "/api/v1/nodes": 500,
+            "/api/v1/namespaces/shop/pods/": 500,  # container logs
+        }
+        _kubeconfig_block("k8s-echo", cluster.url, K8S_CANARY)
+        _kubeconfig_block("k8s-refused", cluster.url, K8S_REFUSED)
+        caplog.set_level(logging.DEBUG)
+        state = detect_incidents(
+            kubernetes=[
+                {"credentials_block": "k8s-echo", "namespace": "shop"},
+                {"credentials_block": "k8s-refused", "namespace": "shop"},
+            ],
+            scenario=["bad_rollout"],
+            scenario_lines=2000,
+            return_state=True,
+        )
+        sent = {r.headers.get("authorization") for r in cluster.requests}
+    report = state.result()
+    # the canaries really were sent, and really were quoted back
+    assert sent == {f"Bearer {K8S_CANARY}", f"Bearer {K8S_REFUSED}"}
+    missing = {m.split(":")[0]: m for m in report.missing}
+    assert {"kubernetes[0] events", "kubernetes[0] nodes", "kubernetes[0] logs"} <= set(missing)
+    assert "kubernetes[1] pods" in missing and "401" in missing["kubernetes[1] pods"]
+    assert "request had Authorization: ***" in missing["kubernetes[0] events"]
+    assert "request had Authorization: ***" in missing["kubernetes[1] pods"]
+    out, err = capfd.readouterr()
+    haystacks = {
+        "result": report.model_dump_json(),
+        "artifacts": json.dumps(artifacts([REPORT_KEY, SUGGESTIONS_KEY])),
+        "caplog": caplog.text + "\n".join(str(r.args) + str(r.exc_info) for r in caplog.records),
+        "stdout/stderr": out + err,
+        **_run_texts(state.state_details.flow_run_id),
+    }
+    assert "kubernetes[1] pods" in haystacks["api logs"]  # the failures were logged
+    for where, text in haystacks.items():
+        assert K8S_CANARY not in text, where
+        assert K8S_REFUSED not in text, where
+
+
+# ------------------------------ Logs Insights and Grafana dashboard search (issue 9, item 8)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"cloudwatch": [{"insights_queries": [{"query": " ", "log_groups": ["/a"]}]}]}, "query"),
+        (
+            {
+                "cloudwatch": [
+                    {"insights_queries": [{"query": "fields @message", "log_groups": []}]}
+                ]
+            },
+            "cloudwatch.0.insights_queries.0.log_groups:",
+        ),
+        (
+            {"cloudwatch": [{"insights_queries": [{"query": "x", "log_groups": ["no spaces"]}]}]},
+            "cloudwatch.0.insights_queries.0.log_groups.0:",
+        ),
+        (
+            {"cloudwatch": [{"insights_queries": [{"query": "x", "log_groups": ["/a"] * 51}]}]},
+            "cloudwatch.0.insights_queries.0.log_groups:",
+        ),
+        (
+            {
+                "cloudwatch": [
+                    {"insights_queries": [{"query": "x", "log_groups": ["/a"], "limit": 0}]}
+                ]
+            },
+            "cloudwatch.0.insights_queries.0.limit:",
+        ),
+        (
+            {"grafana": [{"credentials_block": "g", "dashboard_search": {"query": " "}}]},
+            "grafana.0.dashboard_search: Value error, give query or tags",
+        ),
+        (
+            {
+                "grafana": [
+                    {"credentials_block": "g", "dashboard_search": {"tags": ["x"], "limit": 0}}
+                ]
+            },
+            "grafana.0.dashboard_search.limit:",
+        ),
+    ],
+)
+def test_insights_and_dashboard_search_parameters_are_validated(params, field):
+    from flows.params import InvalidParameters, validate_parameters
+
+    with pytest.raises(InvalidParameters, match=re.escape(field)):
+        validate_parameters(detect_incidents, params)
+
+
+def test_logs_insights_and_grafana_dashboards_feed_the_pipeline(harness, home, moto_url):
+    """A Logs Insights query (moto) and the annotations of the dashboards a search finds
+    (local Grafana) reach the pipeline; other dashboards' and org annotations do not."""
+    from prefect_aws import AwsCredentials
+
+    from blocks.grafana import GrafanaCredentials
+    from tests.servers import grafana as gf
+
+    now, group = _cloudwatch_and_sentry(moto_url)
+    AwsCredentials(
+        aws_access_key_id="AKIATESTING",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": moto_url},
+    ).save("moto-insights", overwrite=True)
+    token = "CANARY-grafana-dash-Lk20Wq"
+    with gf.GrafanaServer(token) as grafana_api:
+        grafana_api.dashboards = [
+            gf.dashboard("svc-overview", "Checkout Overview", ["service:checkout", "prod"]),
+            gf.dashboard("k8s-nodes", "Kubernetes Nodes", ["k8s"]),
+        ]
+        grafana_api.annotations = [
+            gf.annotation(1, now - timedelta(minutes=21), "checkout v2.4.0", ["deploy"]),
+            gf.annotation(
+                2, now - timedelta(minutes=30), "node drain", ["deploy"], dashboard_uid="k8s-nodes"
+            ),
+            gf.annotation(3, now - timedelta(minutes=25), "org note", ["note"], dashboard_uid=None),
+        ]
+        GrafanaCredentials(url=grafana_api.url, token=token).save("grafana-dash", overwrite=True)
+        report = detect_incidents(
+            cloudwatch=[
+                {
+                    "credentials_block": "moto-insights",
+                    "alarms": False,
+                    "insights_queries": [
+                        {
+                            "query": "fields @timestamp, @message, @logStream, @log "
+                            "| sort @timestamp desc | limit 5000",
+                            "log_groups": [group],
+                        }
+                    ],
+                }
+            ],
+            grafana=[{"credentials_block": "grafana-dash", "dashboard_search": {"tags": ["prod"]}}],
+            since_minutes=130,
+        )
+        searches = grafana_api.queries("/api/search")
+        annotation_reads = grafana_api.queries("/api/annotations")
+    assert not report.partial, report.missing
+    by_source = {s.source: s for s in report.sources}
+    assert set(by_source) == {
+        "cloudwatch[0] insights[0]",
+        "grafana[0] dashboard search",
+        "grafana[0] dashboard Checkout Overview (svc-overview)",
+    }
+    assert by_source["cloudwatch[0] insights[0]"].events > 700  # every line of the window
+    assert by_source["grafana[0] dashboard Checkout Overview (svc-overview)"].events == 1
+    assert searches == [{"type": ["dash-db"], "limit": ["20"], "tag": ["prod"]}]  # blank query
+    assert [q["dashboardUID"] for q in annotation_reads] == [["svc-overview"]]
+    assert report.incidents, "the connection errors were not found"
+    incident = report.incidents[0]
+    assert "service:checkout" in incident.entities
+    assert {t.source for t in incident.timeline} == {"cloudwatch", "grafana"}
+    deploy = next(t for t in incident.timeline if t.source == "grafana")
+    assert deploy.entity == "service:checkout"  # named by the dashboard's service:checkout tag

@@ -5,7 +5,10 @@ the two errors every Kubernetes call raises.
 and ``list_all`` call a generated API method and return its JSON (following
 ``metadata.continue``). Failures become ``KubernetesUnavailable`` (408/429/5xx,
 connection: retried by ``tasks.common.retry``) or ``KubernetesApiError`` (auth,
-permission, validation, not found: not retried), with the API's own message.
+permission, validation, not found: not retried), with the API's own message; inside
+``kubernetes_api_client`` that message is masked with the credentials in use (the
+block's secrets and the resolved bearer token or password), since an API, proxy or
+webhook may quote the request's ``Authorization`` header back.
 
 Example:
     ```python
@@ -30,6 +33,8 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from tasks.common.secrets import block_secrets, mask
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -145,11 +150,27 @@ def kubernetes_api_client(
         except config.ConfigException:
             config.load_kube_config(client_configuration=configuration, persist_config=False)
     configuration.retries = False
+    secrets = block_secrets(kubernetes_credentials) + _configuration_secrets(configuration)
     api = client.ApiClient(configuration)
     try:
         yield api
+    except (
+        KubernetesApiError,
+        KubernetesUnavailable,
+    ) as exc:  # the API's message may quote the request's token
+        exc.args = tuple(mask(str(a), secrets) for a in exc.args)
+        raise
     finally:
         api.close()
+
+
+def _configuration_secrets(configuration: Any) -> list[str]:
+    """The bearer token / password a resolved client configuration sends."""
+    found = [str(configuration.password or "")]
+    for value in (configuration.api_key or {}).values():
+        text = str(value or "")
+        found += [text, text.removeprefix("Bearer ").strip()]
+    return [s for s in found if s]
 
 
 def json_call(method: Any, *args: Any, **kwargs: Any) -> Any:

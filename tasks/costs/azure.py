@@ -1,25 +1,44 @@
 """Azure daily costs from the Cost Management Query API, normalized to FOCUS 1.2.
 
-One scope (a subscription or a resource group) is queried twice for the same days and
-groups: ``ActualCost`` (what is invoiced: reservation and savings-plan purchases on the
-day they were bought) gives ``BilledCost``, ``AmortizedCost`` (purchases spread over
-the usage they cover) gives ``EffectiveCost``; the two are joined on the group. A group
-only one side has gets 0 on the other, which is FOCUS's own rule: a commitment
-purchase has EffectiveCost 0 (its cost is in the usage rows) and usage a commitment
-covers has BilledCost 0.
+One scope (a subscription or a resource group) is queried for ``ActualCost`` (what is
+invoiced: reservation and savings-plan purchases on the day they were bought) -> FOCUS
+``BilledCost``, and ``AmortizedCost`` (purchases spread over the usage they cover) ->
+``EffectiveCost``; the two are joined on the group. A group only one side has gets 0 on
+the other, which is FOCUS's own rule: a commitment purchase has EffectiveCost 0 (its
+cost is in the usage rows) and usage a commitment covers has BilledCost 0.
 
-Groups: ServiceName, ResourceLocation, ChargeType, PricingModel and, when asked, one
-tag key. The API reference says "up to 2 group by clauses", but the service accepts
-more and Microsoft's own tools (Cost analysis, azure-cost-cli) send more; resource
-group is not grouped because FOCUS 1.2 has no column for it. The query has no list or
-negotiated price, so ListCost and ContractedCost repeat BilledCost (as
-``tasks.costs.focus_schema`` asks of sources without them).
+A FOCUS row here is one day x currency x ServiceName x ResourceLocation x ChargeType x
+PricingModel (x one tag key's value, when asked). The Query API reference allows "up to 2
+group by clauses" per query (``QueryDataset.grouping``), so the rows are not asked for in
+one query with 4-5 groupings. Two 2-grouping queries joined on a shared dimension cannot
+give the joint breakdown either (costs by (A, B) and by (A, C) do not say how each
+(A, B) splits over C). So each cost type is read as an exact partition, with filters:
+
+1. group by ``ChargeType`` + ``PricingModel`` (both have a handful of values);
+2. for each (ChargeType, PricingModel) pair found, filter on the pair and group by
+   ``ServiceName`` + ``ResourceLocation``;
+3. with ``tag_key``: for each (ChargeType, PricingModel, ResourceLocation) found, filter
+   on the three and group by ``ServiceName`` + the tag.
+
+Every filter is an equality on values the parent query returned, so the children of one
+parent row partition it: each cost is counted once, in exactly one final row, and the
+totals equal the unsplit query's. That is checked, not assumed: per day and currency the
+children must sum to their parent row (``check_partition``), else the task fails naming
+the filter (a value the service cannot filter on would otherwise drop cost silently).
+The price is more queries: ``1 + pairs`` per cost type (``+ triples`` with a tag), each
+metered by ``throttle("azure")``, against 1 for the single big query; the alternative —
+keep 4-5 groupings and fall back to 2 on a 400 — would give coarser rows (no location
+or no pricing model) exactly when the limit is enforced. Resource group is not grouped
+because FOCUS 1.2 has no column for it. The query has no list or negotiated price, so
+ListCost and ContractedCost repeat BilledCost (as ``tasks.costs.focus_schema`` asks of
+sources without them).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +56,9 @@ SUBSCRIPTION_SCOPE = re.compile(
     re.IGNORECASE,
 )
 DIMENSIONS = ("ServiceName", "ResourceLocation", "ChargeType", "PricingModel")
+MAX_GROUPINGS = 2  # Query API reference: "Query can have up to 2 group by clauses"
+PAIR = ("ChargeType", "PricingModel")  # step 1 grouping
+DETAIL = ("ServiceName", "ResourceLocation")  # step 2 grouping, under a pair filter
 COST_TYPES = {"ActualCost": "BilledCost", "AmortizedCost": "EffectiveCost"}
 _COST_COLUMNS = ("Cost", "PreTaxCost", "totalCost", "CostUSD", "PreTaxCostUSD")
 _TAG_KEY = re.compile(r"^[^<>%&\\?/]{1,512}$")  # Azure's own tag-name rule
@@ -139,8 +161,21 @@ def parse_scope(scope: str) -> tuple[str, str | None]:
     return match.group("sub").lower(), match.group("rg")
 
 
+def _filter(where: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``QueryFilter``: one ``In`` comparison per dimension, ``and`` of two or more."""
+    parts = [
+        {"dimensions": {"name": name, "operator": "In", "values": ["" if v is None else str(v)]}}
+        for name, v in where.items()
+    ]
+    return parts[0] if len(parts) == 1 else {"and": parts}
+
+
 def query_definition(
-    cost_type: str, start: date, end: date, tag_key: str | None = None
+    cost_type: str,
+    start: date,
+    end: date,
+    grouping: Sequence[tuple[str, str]],
+    where: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Query API body for daily costs of the days ``[start, end)``.
 
@@ -148,15 +183,23 @@ def query_definition(
         cost_type: ``ActualCost`` or ``AmortizedCost``.
         start: first day.
         end: the day after the last day.
-        tag_key: a tag to group by (its values become FOCUS ``Tags``).
+        grouping: ``(type, name)`` pairs, ``("Dimension", "ServiceName")`` or
+            ``("TagKey", "team")``; at most ``MAX_GROUPINGS``.
+        where: dimension -> the one value to keep (``dataset.filter``).
 
     Returns:
         A ``QueryDefinition`` in its JSON shape (``timeframe: Custom``, ``Daily``).
     """
-    grouping = [{"type": "Dimension", "name": name} for name in DIMENSIONS]
-    if tag_key:
-        grouping.append({"type": "TagKey", "name": tag_key})
+    if len(grouping) > MAX_GROUPINGS:
+        raise ValueError(f"grouping: at most {MAX_GROUPINGS} group by clauses, got {len(grouping)}")
     last = end - timedelta(days=1)
+    dataset: dict[str, Any] = {
+        "granularity": "Daily",
+        "aggregation": {"totalCost": {"name": "Cost", "function": "Sum"}},
+        "grouping": [{"type": kind, "name": name} for kind, name in grouping],
+    }
+    if where:
+        dataset["filter"] = _filter(where)
     return {
         "type": cost_type,
         "timeframe": "Custom",
@@ -164,12 +207,81 @@ def query_definition(
             "from": f"{start.isoformat()}T00:00:00Z",
             "to": f"{last.isoformat()}T23:59:59Z",
         },
-        "dataset": {
-            "granularity": "Daily",
-            "aggregation": {"totalCost": {"name": "Cost", "function": "Sum"}},
-            "grouping": grouping,
-        },
+        "dataset": dataset,
     }
+
+
+def _dims(*names: str) -> list[tuple[str, str]]:
+    return [("Dimension", name) for name in names]
+
+
+def check_partition(
+    parents: Iterable[Mapping[str, Any]],
+    children: Iterable[Mapping[str, Any]],
+    where: Mapping[str, Any],
+) -> None:
+    """Children (the rows of the query filtered on ``where``) must sum, per day and
+    currency, to the parent rows that match ``where``.
+
+    Raises:
+        ValueError: naming the filter, the day and both sums.
+    """
+
+    def sums(rows: Iterable[Mapping[str, Any]], only: bool) -> dict[tuple, float]:
+        out: dict[tuple, float] = {}
+        for row in rows:
+            if only and any(str(row.get(k) or "") != str(v or "") for k, v in where.items()):
+                continue
+            key = (str(row.get("UsageDate")), str(row.get("Currency") or ""))
+            out[key] = out.get(key, 0.0) + _cost(row)
+        return out
+
+    want, got = sums(parents, True), sums(children, False)
+    for key in sorted(set(want) | set(got)):
+        a, b = want.get(key, 0.0), got.get(key, 0.0)
+        if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6):
+            shown = ", ".join(f"{k}={v!r}" for k, v in where.items())
+            raise ValueError(
+                f"Cost Management rows filtered on {shown} sum to {b} {key[1]} on {key[0]}, "
+                f"the unfiltered query says {a}: refusing a partial split"
+            )
+
+
+def split_query_rows(
+    run: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    cost_type: str,
+    start: date,
+    end: date,
+    tag_key: str | None = None,
+) -> list[dict[str, Any]]:
+    """One cost type's rows at the full grain, from 2-grouping queries (module docstring).
+
+    Args:
+        run: sends one query definition, returns the rows of all its pages.
+        cost_type, start, end, tag_key: as for ``fetch_azure_costs``.
+
+    Returns:
+        Rows with ``UsageDate``, ``Currency``, ``Cost``, the four dimensions and, with a
+        tag, ``TagKey``/``TagValue``: the same rows one 4-5-grouping query would give.
+    """
+    pairs = run(query_definition(cost_type, start, end, _dims(*PAIR)))
+    rows: list[dict[str, Any]] = []
+    for values in sorted({tuple(str(r.get(k) or "") for k in PAIR) for r in pairs}):
+        where = dict(zip(PAIR, values, strict=True))
+        detail = run(query_definition(cost_type, start, end, _dims(*DETAIL), where))
+        check_partition(pairs, detail, where)
+        rows += [{**r, **where} for r in detail]
+    if not tag_key:
+        return rows
+    tagged: list[dict[str, Any]] = []
+    triple = (*PAIR, "ResourceLocation")
+    for values in sorted({tuple(str(r.get(k) or "") for k in triple) for r in rows}):
+        where = dict(zip(triple, values, strict=True))
+        grouping = [("Dimension", "ServiceName"), ("TagKey", tag_key)]
+        detail = run(query_definition(cost_type, start, end, grouping, where))
+        check_partition(rows, detail, where)
+        tagged += [{**r, **where} for r in detail]
+    return tagged
 
 
 # ------------------------------------------------------------------- the response
@@ -219,21 +331,31 @@ def join_cost_types(
         One dict per group with the group's columns plus ``BilledCost`` and
         ``EffectiveCost`` (0.0 where one side has no row).
     """
+    return join_cost_rows(
+        {
+            t: [row for page in pages for row in result_rows(page)]
+            for t, pages in pages_by_type.items()
+        }
+    )
+
+
+def join_cost_rows(
+    rows_by_type: Mapping[str, Iterable[Mapping[str, Any]]],
+) -> list[dict[str, Any]]:
+    """``join_cost_types`` on rows (dicts keyed by column name) instead of pages."""
     joined: dict[tuple, dict[str, Any]] = {}
-    for cost_type, pages in pages_by_type.items():
+    for cost_type, rows in rows_by_type.items():
         column = COST_TYPES[cost_type]
-        for page in pages:
-            for row in result_rows(page):
-                key = _group_key(row)
-                out = joined.setdefault(
-                    key,
-                    {
-                        **{k: v for k, v in row.items() if k not in _COST_COLUMNS},
-                        "BilledCost": 0.0,
-                        "EffectiveCost": 0.0,
-                    },
-                )
-                out[column] += _cost(row)
+        for row in rows:
+            out = joined.setdefault(
+                _group_key(row),
+                {
+                    **{k: v for k, v in row.items() if k not in _COST_COLUMNS},
+                    "BilledCost": 0.0,
+                    "EffectiveCost": 0.0,
+                },
+            )
+            out[column] += _cost(row)
     return list(joined.values())
 
 
@@ -303,9 +425,17 @@ def normalize_azure_costs(
     Returns:
         A table conforming to ``focus_schema.SCHEMA``, one row per day and group.
     """
+    rows = {
+        t: [r for page in pages for r in result_rows(page)] for t, pages in pages_by_type.items()
+    }
+    return focus_table(rows, scope)
+
+
+def focus_table(rows_by_type: Mapping[str, Iterable[Mapping[str, Any]]], scope: str) -> pa.Table:
+    """``normalize_azure_costs`` on rows (``split_query_rows``) instead of pages."""
     subscription_id, _rg = parse_scope(scope)
     source_id = f"azure-cost:{scope}"
-    rows = join_cost_types(pages_by_type)
+    rows = join_cost_rows(rows_by_type)
     records = [focus_record(r, subscription_id, source_id) for r in rows]
     return pa.Table.from_pylist(records, schema=SCHEMA)  # absent columns are null
 
@@ -346,8 +476,9 @@ def fetch_azure_costs(
 ) -> pa.Table:
     """Daily Azure costs of one scope for ``[start, end)``, as FOCUS 1.2 rows.
 
-    Queries Cost Management twice (ActualCost -> BilledCost, AmortizedCost ->
-    EffectiveCost), following ``nextLink`` pages, and joins the two on the group.
+    Reads ActualCost (-> BilledCost) and AmortizedCost (-> EffectiveCost), each as an
+    exact partition of 2-grouping queries (module docstring), following ``nextLink``
+    pages, and joins the two on the group.
 
     Args:
         azure_credentials: ``AzureCredentials`` block; ``None`` uses
@@ -384,17 +515,22 @@ def fetch_azure_costs(
     azure_credentials = azure_credentials or AzureCredentials()
     client = azure_credentials.get_cost_management_client()
     origin = azure_credentials.resource_manager_url
-    pages_by_type: dict[str, list[dict]] = {}
-    for cost_type in COST_TYPES:
-        definition = query_definition(cost_type, start, end, tag_key)
-        pages_by_type[cost_type] = list(_pages(client, scope, definition, origin))
-    table = normalize_azure_costs(pages_by_type, scope)
+    queries: list[int] = []  # pages per query sent
+
+    def run(definition: dict[str, Any]) -> list[dict[str, Any]]:
+        pages = list(_pages(client, scope, definition, origin))
+        queries.append(len(pages))
+        return [row for page in pages for row in result_rows(page)]
+
+    rows_by_type = {t: split_query_rows(run, t, start, end, tag_key) for t in COST_TYPES}
+    table = focus_table(rows_by_type, scope)
     logger.info(
-        "Azure Cost Management %s: %d rows for %s to %s (%s pages)",
+        "Azure Cost Management %s: %d rows for %s to %s (%d queries, %d pages)",
         scope,
         table.num_rows,
         start,
         end - timedelta(days=1),
-        "+".join(str(len(p)) for p in pages_by_type.values()),
+        len(queries),
+        sum(queries),
     )
     return table

@@ -7,10 +7,15 @@ trust it through ``REQUESTS_CA_BUNDLE``). It serves:
 - Entra ID for ``ClientSecretCredential`` (msal): ``GET /{tenant}/v2.0/.well-known/
   openid-configuration`` and ``POST /{tenant}/oauth2/v2.0/token`` (client credentials;
   the client secret is checked).
-- Cost Management ``POST {scope}/providers/Microsoft.CostManagement/query``: builds the
-  columns from the request's grouping (like the service: ``Cost``, ``UsageDate``, the
-  dimensions, ``TagKey``/``TagValue``, ``Currency``), answers with canned rows per
-  cost type and pages them through ``nextLink`` (``$skiptoken``).
+- Cost Management ``POST {scope}/providers/Microsoft.CostManagement/query``: holds cost
+  rows per cost type at the finest grain (day, currency, the dimensions, one tag) and
+  answers like the service: rows in ``timePeriod``, kept by ``dataset.filter``
+  (``dimensions``/``tags`` ``In`` comparisons, ``and``/``or`` of 2 or more), summed per
+  day (``Daily``) and ``dataset.grouping`` (columns ``Cost``, ``UsageDate``, the
+  dimensions, ``TagKey``/``TagValue``, ``Currency``), paged through ``nextLink``
+  (``$skiptoken``). As the REST reference documents, a query may have at most 2
+  groupings (``max_groupings``; more is a 400 ``BadRequest`` "Invalid query definition"
+  in the service's error shape), and an unknown grouping dimension is a 400 too.
 - Compute ``virtualMachines`` (list all, paged), ``.../instanceView`` and ``disks``.
 
 Every ARM call needs a token the server issued.
@@ -30,6 +35,28 @@ import trustme
 from tests.servers import LocalServer, Seen, json_response
 
 API = "/providers/Microsoft.CostManagement/query"
+# a subset of the dimensions the service lists in its "Invalid dataset grouping" error
+GROUPING_DIMENSIONS = (
+    "ResourceGroup",
+    "ResourceGroupName",
+    "ResourceLocation",
+    "ResourceType",
+    "ResourceId",
+    "MeterCategory",
+    "MeterSubcategory",
+    "Meter",
+    "ServiceName",
+    "ServiceTier",
+    "SubscriptionId",
+    "SubscriptionName",
+    "ChargeType",
+    "PublisherType",
+    "ReservationId",
+    "ReservationName",
+    "Frequency",
+    "PricingModel",
+    "BillingMonth",
+)
 _SCOPE = r"/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+))?"
 _QUERY = re.compile(rf"^{_SCOPE}{re.escape(API)}$", re.IGNORECASE)
 _VMS = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft\.Compute/virtualMachines$")
@@ -146,8 +173,10 @@ class AzureArmServer(LocalServer):
         disks: list[dict[str, Any]] | None = None,
         page_size: int = 100,
         next_link_base: str | None = None,
+        max_groupings: int = 2,
     ) -> None:
         super().__init__()
+        self.max_groupings = max_groupings  # the documented limit; raise it to compare
         self.next_link_base = next_link_base  # answer with nextLinks to another host
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
         self.cost_rows = cost_rows or {}
@@ -263,8 +292,14 @@ class AzureArmServer(LocalServer):
         if body.get("timeframe") == "Custom" and not body.get("timePeriod"):
             return json_response(arm_error("BadRequest", "timePeriod is required"), 400)
         dataset = body.get("dataset") or {}
+        grouping = dataset.get("grouping") or []
+        problem = self._grouping_problem(grouping) or _filter_problem(dataset.get("filter"))
+        if problem:
+            return json_response(
+                arm_error("BadRequest", f"Invalid query definition: {problem}"), 400
+            )
         columns = [{"name": "Cost", "type": "Number"}, {"name": "UsageDate", "type": "Number"}]
-        for group in dataset.get("grouping") or []:
+        for group in grouping:
             if group["type"] == "TagKey":
                 columns += [
                     {"name": "TagKey", "type": "String"},
@@ -273,8 +308,18 @@ class AzureArmServer(LocalServer):
             else:
                 columns.append({"name": group["name"], "type": "String"})
         columns.append({"name": "Currency", "type": "String"})
-        names = [c["name"] for c in columns]
-        rows = [[r.get(n) for n in names] for r in self.cost_rows.get(cost_type, [])]
+        sums: dict[tuple, float] = {}
+        for row in self.cost_rows.get(cost_type, []):
+            if not _in_period(row, body.get("timePeriod")):
+                continue
+            if dataset.get("filter") and not _matches(row, dataset["filter"]):
+                continue
+            key = [row.get("UsageDate")]
+            for group in grouping:
+                key += _group_values(row, group)
+            key.append(row.get("Currency"))
+            sums[tuple(key)] = sums.get(tuple(key), 0.0) + float(row.get("Cost") or 0)
+        rows = [[cost, *key] for key, cost in sorted(sums.items(), key=lambda kv: str(kv[0]))]
         start = int(query.get("$skiptoken") or 0)
         nxt = None
         if start + self.page_size < len(rows):
@@ -295,3 +340,63 @@ class AzureArmServer(LocalServer):
                 },
             }
         )
+
+    def _grouping_problem(self, grouping: list[dict[str, Any]]) -> str | None:
+        if len(grouping) > self.max_groupings:
+            return (
+                f"Dataset grouping has {len(grouping)} clauses; "
+                f"a query can have up to {self.max_groupings} group by clauses."
+            )
+        for group in grouping:
+            if group.get("type") == "Dimension" and group.get("name") not in GROUPING_DIMENSIONS:
+                valid = ",".join(f"'{d}'" for d in GROUPING_DIMENSIONS)
+                return f"Invalid dataset grouping: '{group.get('name')}'; valid values: {valid}."
+            if group.get("type") not in ("Dimension", "TagKey"):
+                return f"Invalid grouping type: '{group.get('type')}'."
+        return None
+
+
+def _group_values(row: dict[str, Any], group: dict[str, Any]) -> list[Any]:
+    """A row's value(s) for one grouping: a dimension, or (TagKey, TagValue) of one tag."""
+    if group["type"] != "TagKey":
+        return [row.get(group["name"])]
+    if row.get("TagKey") == group["name"]:
+        return [group["name"], row.get("TagValue") or ""]
+    return ["", ""]  # untagged rows
+
+
+def _in_period(row: dict[str, Any], period: dict[str, str] | None) -> bool:
+    if not period:
+        return True
+    day = str(row.get("UsageDate"))
+    return period["from"][:10].replace("-", "") <= day <= period["to"][:10].replace("-", "")
+
+
+def _filter_problem(node: Any) -> str | None:
+    if node is None:
+        return None
+    if not isinstance(node, dict) or len(node) != 1:
+        return "a filter has exactly one of and, or, dimensions, tags"
+    ((kind, value),) = node.items()
+    if kind in ("and", "or"):
+        if not isinstance(value, list) or len(value) < 2:
+            return f"the logical '{kind}' expression must have at least 2 items"
+        return next((p for p in map(_filter_problem, value) if p), None)
+    if kind not in ("dimensions", "tags"):
+        return f"unknown filter expression '{kind}'"
+    if value.get("operator") != "In" or not value.get("values"):
+        return f"'{kind}' needs operator In and at least one value"
+    if kind == "dimensions" and value.get("name") not in GROUPING_DIMENSIONS:
+        return f"Invalid filter dimension: '{value.get('name')}'"
+    return None
+
+
+def _matches(row: dict[str, Any], node: dict[str, Any]) -> bool:
+    ((kind, value),) = node.items()
+    if kind == "and":
+        return all(_matches(row, n) for n in value)
+    if kind == "or":
+        return any(_matches(row, n) for n in value)
+    if kind == "tags":
+        return row.get("TagKey") == value["name"] and row.get("TagValue") in value["values"]
+    return str(row.get(value["name"]) or "") in [str(v) for v in value["values"]]

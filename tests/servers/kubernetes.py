@@ -13,6 +13,10 @@ selectors (``path=v``, ``path!=v`` on dotted paths such as ``spec.nodeName``):
 - ``GET /apis/metrics.k8s.io/v1beta1/{pods,nodes}``, ``.../namespaces/{ns}/pods``: 404
   ``page not found`` (as the API server answers an unknown group) while
   ``metrics_enabled`` is False.
+
+``failing_paths`` makes chosen paths answer an error ``Status`` (e.g. 500) every time;
+``echo_authorization`` puts the request's ``Authorization`` header into the message of
+every error (401 and those), to prove callers never repeat a token an API quoted.
 """
 
 from __future__ import annotations
@@ -342,6 +346,16 @@ class KubernetesServer(LocalServer):
         self.pod_metrics: list[dict[str, Any]] = []
         self.node_metrics: list[dict[str, Any]] = []
         self.max_page: int | None = None  # cap on ``limit``, to force continue tokens
+        # path prefix -> status answered there (a ``Status`` body), e.g. {"/api/v1/nodes": 500}
+        self.failing_paths: dict[str, int] = {}
+        # quote the request's Authorization header in error messages, as a careless proxy
+        # or webhook would: whatever quotes a token, the caller must not repeat it
+        self.echo_authorization = False
+
+    def _error(self, seen: Seen, code: int, reason: str, message: str):
+        if self.echo_authorization:
+            message += f" (request had Authorization: {seen.headers.get('authorization')})"
+        return json_response(status(code, reason, message), code)
 
     def queries(self, path_prefix: str) -> list[dict[str, list[str]]]:
         """The query parameters of every request whose path starts with ``path_prefix``."""
@@ -354,8 +368,11 @@ class KubernetesServer(LocalServer):
 
     def handle(self, seen: Seen):
         if seen.headers.get("authorization") != f"Bearer {self.token}":
-            return json_response(status(401, "Unauthorized", "Unauthorized"), 401)
+            return self._error(seen, 401, "Unauthorized", "Unauthorized")
         parts = urlsplit(seen.path)
+        for prefix, code in self.failing_paths.items():
+            if parts.path.startswith(prefix):
+                return self._error(seen, code, "InternalError", "Internal error occurred")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         path = parts.path
         match = _NS_LIST.match(path)
