@@ -2,6 +2,8 @@
 
 ``opsflow deployments`` writes it, ``opsflow deployments --check`` (and a test)
 fails when someone edits one without the other. ``prefect deploy --all`` reads it.
+With a config file (``deployments/config.py``) each deployment also carries the
+file's parameters and schedule; without one the output is the registry's alone.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from deployments.config import OpsflowConfig
 from flows.registry import REGISTRY
 
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
@@ -33,20 +36,32 @@ HEADER = """\
 """
 
 
-def _deployment(spec, pool: str, suffix: str, schedule_active: bool) -> dict:
+CONFIG_NOTE = """\
+# Parameters and schedules of the flows named in the config file (opsflow.toml) are
+# rendered in; schedules it turns "off" have none.
+"""
+
+
+def _deployment(spec, pool: str, suffix: str, schedule_active: bool, config: OpsflowConfig) -> dict:
     tags = ["opsflow", "read-only" if spec.read_only else "changes-world"]
     if spec.destructive:
         tags.append("destructive")
+    schedule = config.schedule(spec.name, spec.cron)
     dep: dict = {
         "name": f"{spec.deployment}{suffix}",
         "entrypoint": spec.file_entrypoint,
         "description": spec.summary,
         "tags": tags,
         "schedules": (
-            [{"cron": spec.cron, "timezone": "UTC", "active": schedule_active}] if spec.cron else []
+            [{"cron": schedule.cron, "timezone": schedule.timezone, "active": schedule_active}]
+            if schedule
+            else []
         ),
         "work_pool": {"name": pool, "job_variables": {}},
     }
+    parameters = config.parameters(spec.name)
+    if parameters:
+        dep["parameters"] = parameters
     if pool == KUBERNETES_POOL:
         dep["work_pool"]["job_variables"] = {
             "image": "{{ $OPSFLOW_IMAGE }}",
@@ -59,7 +74,10 @@ def _deployment(spec, pool: str, suffix: str, schedule_active: bool) -> dict:
     return dep
 
 
-def render_prefect_yaml() -> str:
+def render_prefect_yaml(config: OpsflowConfig | None = None) -> str:
+    """The file's text: the registry's deployments, with ``config``'s parameters and
+    schedules when given (None: the registry alone, what the repository commits)."""
+    config = config or OpsflowConfig()
     doc = {
         "name": "opsflow",
         "prefect-version": "3.8.8",
@@ -80,7 +98,7 @@ def render_prefect_yaml() -> str:
             },
         ],
         "deployments": [
-            _deployment(spec, pool, suffix, active)
+            _deployment(spec, pool, suffix, active, config)
             for spec in REGISTRY
             for pool, suffix, active in (
                 (PROCESS_POOL, "", True),
@@ -88,4 +106,5 @@ def render_prefect_yaml() -> str:
             )
         ],
     }
-    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+    header = HEADER + (CONFIG_NOTE if config.flows else "")
+    return header + yaml.safe_dump(doc, sort_keys=False, width=100)

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from flows.credentials import load_block
 from samples.focus_exports import bundled_export_paths
 from tasks.common.charts import svg_data_uri
-from tasks.common.paths import data_dir, reports_dir
+from tasks.common.paths import data_dir, demo_costs_dir, demo_dir, demo_reports_dir, reports_dir
 from tasks.common.rate_limits import configure_rate_limits, ensure_limit
 from tasks.common.retry import failure_reason, retry_on_transient
 from tasks.common.secrets import block_secrets
@@ -53,6 +53,11 @@ TOP_COSTS_KEY = "collect-costs-top-costs"
 RECOMMENDATIONS_KEY = "collect-costs-recommendations"
 SUMMARY_KEY = "collect-costs-summary"
 DATASET_LOCK = "opsflow-cost-dataset"  # one writer at a time per data folder
+NO_SOURCE = (
+    "no cost source configured: set focus_exports, aws, azure or gcp (run parameters, or "
+    "[flows.collect-costs.parameters] in opsflow.toml), or samples: true for the bundled "
+    "sample exports"
+)
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -267,6 +272,20 @@ def _window(
     return min(mark + timedelta(days=1 - lookback_days), stop - timedelta(days=1)), stop
 
 
+def _check_sources(samples: bool, **given: Any) -> None:
+    """Fail before any outside call when there is nothing to collect, or samples are mixed
+    with real sources (synthetic rows must never reach a real dataset)."""
+    if samples:
+        mixed = [name for name, value in given.items() if value]
+        if mixed:
+            raise ValueError(
+                "samples: a sample run collects only the bundled exports into the demo "
+                f"dataset; drop {', '.join(mixed)} or samples"
+            )
+    elif not any(given[k] for k in ("focus_exports", "aws", "azure", "gcp")):
+        raise ValueError(NO_SOURCE)
+
+
 def _open_dataset(dataset_url: str | None, dataset_block: str | None) -> CostDataset:
     if dataset_block:
         return CostDataset.from_block(load_block(dataset_block, "dataset_block"))
@@ -315,6 +334,7 @@ def collect_costs(
     aws: list[AwsCostSource] = [],  # noqa: B006
     azure: list[AzureCostSource] = [],  # noqa: B006
     gcp: list[GcpCostSource] = [],  # noqa: B006
+    samples: bool = False,
     start: date | None = None,
     end: date | None = None,
     lookback_days: Annotated[int, Field(ge=0, le=62)] = 3,
@@ -330,9 +350,11 @@ def collect_costs(
 ) -> CostCollection:
     """Collect AWS, Azure and GCP costs into one FOCUS 1.2 dataset and explain them.
 
-    With no sources configured it collects the bundled sample exports (three clouds,
-    several accounts), so it runs without a cloud account. One source that stays down
-    does not stop the others: the result is marked partial and names what is missing.
+    Collects only the sources it is given; with none it fails at once, naming what to
+    set. ``samples: true`` collects the bundled sample exports (three clouds, several
+    accounts) into the demo dataset instead, so it runs without a cloud account. One
+    source that stays down does not stop the others: the result is marked partial and
+    names what is missing.
 
     Args:
         focus_exports: FOCUS export files to collect (local paths, ``https://``,
@@ -341,6 +363,10 @@ def collect_costs(
         aws: Cost Explorer sources (one per payer account / credentials block).
         azure: Cost Management scopes.
         gcp: BigQuery billing export tables.
+        samples: collect the bundled sample exports (synthetic AWS, Azure and GCP
+            costs) into the demo dataset ``$OPSFLOW_HOME/demo/costs``, reports in
+            ``$OPSFLOW_HOME/demo/reports``; never combined with real sources or
+            ``dataset_url`` / ``dataset_block``.
         start: first charge day to collect from the APIs; default: the day after each
             source's last collected day minus ``lookback_days`` (first run: last month).
         end: day after the last charge day to collect; default today.
@@ -372,17 +398,28 @@ def collect_costs(
     logger = get_run_logger()
     if start and end and start >= end:
         raise ValueError(f"start: {start} must be before end ({end})")
+    _check_sources(
+        samples,
+        focus_exports=focus_exports,
+        aws=aws,
+        azure=azure,
+        gcp=gcp,
+        dataset_url=dataset_url,
+        dataset_block=dataset_block,
+    )
     secrets: list[str] = []
-    dataset = _open_dataset(dataset_url, dataset_block)
-    access = _export_access(export_access, secrets)
     exports = list(focus_exports or [])
     notes: list[str] = []
-    if focus_exports is None and not (aws or azure or gcp):
+    if samples:
+        dataset = CostDataset(demo_costs_dir())
         exports = [str(p) for p in bundled_export_paths()]
         notes.append(
-            "No cost source configured: collected the bundled sample exports "
-            "(AWS, Azure, GCP; synthetic data for October-November 2026)."
+            "Sample run: collected the bundled sample exports (AWS, Azure, GCP; synthetic "
+            "data for October-November 2026) into the demo dataset."
         )
+    else:
+        dataset = _open_dataset(dataset_url, dataset_block)
+    access = _export_access(export_access, secrets)
     ensure_limit(DATASET_LOCK, slots=1)
     if aws or azure or gcp:
         in_force = configure_rate_limits(api_rate_limits)
@@ -392,7 +429,8 @@ def collect_costs(
         )
 
     run_id = _run_id()
-    quarantine_dir = data_dir() / "quarantine" / f"collect-costs-{run_id}"
+    quarantine_dir = (demo_dir() if samples else data_dir()) / "quarantine"
+    quarantine_dir /= f"collect-costs-{run_id}"
     outcomes: list[SourceOutcome] = []
     with concurrency(DATASET_LOCK, occupy=1, timeout_seconds=3600, strict=True):
         export_futures = [
@@ -436,7 +474,9 @@ def collect_costs(
         recommendations=recommendations,
         notes=notes,
     )
-    result.report_files = publish_cost_artifacts(result)
+    result.report_files = publish_cost_artifacts(
+        result, demo_reports_dir() if samples else reports_dir()
+    )
     print(headline(result))
     return result
 
@@ -493,7 +533,7 @@ def _quarantine_report(outcomes: list[SourceOutcome], folder: Path) -> Quarantin
 
 
 @task(name="publish-cost-artifacts", cache_policy=NO_CACHE, persist_result=False)
-def publish_cost_artifacts(result: CostCollection) -> list[str]:
+def publish_cost_artifacts(result: CostCollection, folder: Path) -> list[str]:
     """Tables of top costs and recommendations, the markdown summary, report files."""
     s = result.summary
     create_table_artifact(
@@ -510,4 +550,4 @@ def publish_cost_artifacts(result: CostCollection) -> list[str]:
     create_markdown_artifact(
         key=SUMMARY_KEY, markdown=render_markdown(result, svg_data_uri(svg)), description="Costs"
     )
-    return write_report_files(result, reports_dir(), svg)
+    return write_report_files(result, folder, svg)

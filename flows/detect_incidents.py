@@ -31,7 +31,7 @@ from flows.incident_sources import (
 from samples.scenarios import SCENARIO_NAMES, generate
 from tasks.common.atomic import write_text_atomic
 from tasks.common.charts import svg_data_uri, timeline_svg
-from tasks.common.paths import reports_dir
+from tasks.common.paths import demo_reports_dir, reports_dir
 from tasks.incidents.anomaly.ensemble import AnomalyConfig
 from tasks.incidents.pipeline import (
     PipelineSteps,
@@ -47,6 +47,11 @@ from tasks.telemetry.files import load_telemetry_files
 REPORT_KEY = "detect-incidents-report"
 SUGGESTIONS_KEY = "detect-incidents-suggestions"
 DEFAULT_SCENARIO = "bad_rollout"
+NO_SOURCE = (
+    "no telemetry source configured: set kubernetes, sentry, cloudwatch, grafana, "
+    "events_file or metrics_file (run parameters, or [flows.detect-incidents.parameters] "
+    "in opsflow.toml), or samples: true for a generated scenario"
+)
 
 
 # ----------------------------------------------------------------------------- results
@@ -102,6 +107,7 @@ def detect_incidents(
     grafana: list[GrafanaSource] = [],  # noqa: B006
     events_file: str | None = None,
     metrics_file: str | None = None,
+    samples: bool = False,
     scenario: list[Literal[SCENARIO_NAMES]] | None = None,  # type: ignore[valid-type]
     scenario_lines: Annotated[int, Field(ge=1000, le=1_000_000)] = 20_000,
     seed: int = 7,
@@ -113,9 +119,10 @@ def detect_incidents(
 ) -> IncidentReport:
     """Find incidents in Kubernetes, Sentry, CloudWatch and Grafana telemetry, with root cause.
 
-    With no source configured it analyses a generated scenario (``bad_rollout``: a
-    deploy that crash-loops, with realistic noise in four sources), so it runs without
-    any account. Suggestions are never executed here; see the ``remediate`` flow.
+    With no source it fails at once, naming what to set. ``samples: true`` analyses a
+    generated scenario instead (``bad_rollout``: a deploy that crash-loops, with
+    realistic noise in four sources), so it runs without any account. Suggestions are
+    never executed here; see the ``remediate`` flow.
 
     Args:
         kubernetes: clusters/namespaces: pod states, Warning events, container logs,
@@ -128,8 +135,10 @@ def detect_incidents(
         events_file: exported events as JSON Lines (timestamp, source, entity,
             severity, message, attributes).
         metrics_file: exported metric samples as CSV (timestamp, entity, metric, value).
-        scenario: generate these synthetic scenarios instead (default when nothing else
-            is given: bad_rollout).
+        samples: analyse generated synthetic telemetry (the ``scenario`` names, default
+            bad_rollout); report files go to ``$OPSFLOW_HOME/demo/reports``.
+        scenario: the synthetic scenarios to generate; naming one asks for samples too,
+            added to any live source given.
         scenario_lines: events to generate per scenario run.
         seed: scenario random seed.
         since_minutes: how far back live sources are read.
@@ -158,6 +167,9 @@ def detect_incidents(
     notes: list[str] = []
     since = datetime.now(UTC) - timedelta(minutes=since_minutes)
     live = bool(kubernetes or sentry or cloudwatch or grafana)
+    samples = samples or bool(scenario)  # a scenario named is samples asked for by name
+    if not (samples or live or events_file or metrics_file):
+        raise ValueError(NO_SOURCE)  # before any outside call
     for field, path in (("events_file", events_file), ("metrics_file", metrics_file)):
         if path and not Path(path).expanduser().is_file():
             raise ValueError(f"{field}: no such file: {path}")  # before any outside call
@@ -184,7 +196,7 @@ def detect_incidents(
                     reason=f"{bad} bad line(s) skipped: {first_bad}" if bad else None,
                 )
             )
-    if scenario or not (live or events_file or metrics_file):
+    if samples:
         names = list(scenario or [DEFAULT_SCENARIO])
         generated = generate(names, seed=seed, lines=scenario_lines)
         events += generated.events
@@ -200,8 +212,8 @@ def detect_incidents(
         )
         if not (scenario or live):
             notes.append(
-                "No telemetry source configured: analysed a generated bad_rollout scenario "
-                "(synthetic Kubernetes, Sentry, CloudWatch and Grafana telemetry with noise)."
+                "Sample run: analysed a generated bad_rollout scenario (synthetic "
+                "Kubernetes, Sentry, CloudWatch and Grafana telemetry with noise)."
             )
     events.sort(key=lambda e: e.timestamp)
     config = AnomalyConfig(window_seconds=window_seconds, baseline_end=baseline_end)
@@ -234,7 +246,9 @@ def detect_incidents(
         top_signals=sorted(signals, key=lambda s: s.score, reverse=True)[:20],
         notes=notes,
     )
-    report.report_files = publish_incident_artifacts(report, signals)
+    report.report_files = publish_incident_artifacts(
+        report, signals, demo_reports_dir() if samples else reports_dir()
+    )
     print(headline(report))
     return report
 
@@ -323,7 +337,9 @@ def incident_chart(report: IncidentReport, signals: list[AnomalySignal]) -> str:
 
 
 @task(name="publish-incident-artifacts", cache_policy=NO_CACHE, persist_result=False)
-def publish_incident_artifacts(report: IncidentReport, signals: list[AnomalySignal]) -> list[str]:
+def publish_incident_artifacts(
+    report: IncidentReport, signals: list[AnomalySignal], folder: Path
+) -> list[str]:
     """Markdown incident report with a timeline chart, a table of suggestions, report files."""
     svg = incident_chart(report, signals)
     create_markdown_artifact(
@@ -347,8 +363,7 @@ def publish_incident_artifacts(report: IncidentReport, signals: list[AnomalySign
         or [{"incident": "none", "reason": "no incident found"}],
         description="Remediation suggestions (never executed by detect-incidents)",
     )
-    out = reports_dir()
-    chart, text = out / "detect-incidents-timeline.svg", out / "detect-incidents.md"
+    chart, text = folder / "detect-incidents-timeline.svg", folder / "detect-incidents.md"
     write_text_atomic(chart, svg)
     write_text_atomic(text, render_markdown(report, chart.name))
     return [str(text), str(chart)]

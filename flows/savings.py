@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from flows.credentials import load_block
 from samples.inventory import SOURCE_NAME, sample_inventory, snapshot_time
+from tasks.common.paths import demo_costs_dir
 from tasks.common.retry import failure_reason
 from tasks.common.secrets import block_secrets
 from tasks.costs.dataset import CostDataset
@@ -36,6 +37,24 @@ INVENTORY_KEY = "collect-resources-inventory"
 RECOMMENDATIONS_KEY = "recommend-savings-recommendations"
 SUMMARY_KEY = "recommend-savings-summary"
 COMMITMENT_LOOKBACK_DAYS = 30  # days of on-demand compute spend a commitment is judged on
+
+
+def _check_sources(flow_name: str, samples: bool, **given: Any) -> None:
+    """Fail before any outside call when no source is set, or samples are mixed with real
+    sources (a synthetic inventory must never be reported as a real one)."""
+    if samples:
+        mixed = [name for name, value in given.items() if value]
+        if mixed:
+            raise ValueError(
+                "samples: a sample run uses only the bundled inventory (and the demo cost "
+                f"dataset); drop {', '.join(mixed)} or samples"
+            )
+    elif not any(given[k] for k in ("aws", "azure", "gcp")):
+        raise ValueError(
+            "no resource source configured: set aws, azure or gcp (run parameters, or "
+            f"[flows.{flow_name}.parameters] in opsflow.toml), or samples: true for the "
+            "bundled sample inventory"
+        )
 
 
 class AwsResourceSource(BaseModel):
@@ -109,18 +128,21 @@ def collect_resources(
     aws: list[AwsResourceSource] = [],  # noqa: B006
     azure: list[AzureResourceSource] = [],  # noqa: B006
     gcp: list[GcpResourceSource] = [],  # noqa: B006
+    samples: bool = False,
     metrics_days: Annotated[int, Field(ge=1, le=63)] = 14,
 ) -> ResourceInventory:
     """List instances, volumes, addresses and NAT gateways across AWS, Azure and GCP.
 
     Each region, subscription and project is its own retried task; one that stays down
     makes the result partial (``missing`` says which and why) while the others land.
-    With no source configured it returns the bundled sample inventory.
+    With no source it fails at once, naming what to set; ``samples: true`` returns the
+    bundled sample inventory instead.
 
     Args:
         aws: AWS credentials and regions (EC2, EBS, Elastic IPs, NAT gateways, CloudWatch).
         azure: subscriptions (VMs and managed disks).
         gcp: projects (Compute Engine instances and persistent disks).
+        samples: use the bundled sample inventory (synthetic; never combined with sources).
         metrics_days: days of CPU/network statistics for running instances (AWS).
 
     Returns:
@@ -135,6 +157,7 @@ def collect_resources(
         ```
     """
     logger = get_run_logger()
+    _check_sources("collect-resources", samples, aws=aws, azure=azure, gcp=gcp)
     secrets: list[str] = []
     jobs: list[tuple[str, Any]] = []
     notes: list[str] = []
@@ -161,13 +184,13 @@ def collect_resources(
     found: list[Resource] = []
     sources: list[InventorySource] = []
     collected_at = as_of = datetime.now(UTC)
-    if not jobs:
+    if samples:
         found = sample_inventory()
         as_of = snapshot_time()
         sources.append(
             InventorySource(source=SOURCE_NAME, status="collected", resources=len(found))
         )
-        notes.append("No resource source configured: the bundled sample inventory was used.")
+        notes.append("Sample run: the bundled sample inventory was used.")
     for name, future in jobs:
         future.wait()
         if future.state.is_completed():
@@ -257,6 +280,7 @@ def recommend_savings(
     metrics_days: Annotated[int, Field(ge=1, le=63)] = 14,
     include_commitments: bool = True,
     dataset_url: str | None = None,
+    samples: bool = False,
 ) -> SavingsReport:
     """Rank right-sizing, idle-resource, commitment and tagging savings across clouds.
 
@@ -277,6 +301,9 @@ def recommend_savings(
         metrics_days: look-back window of the CPU statistics.
         include_commitments: also read the cost dataset for commitment estimates.
         dataset_url: cost dataset location (default ``$OPSFLOW_HOME/costs``).
+        samples: use the bundled sample inventory and, for commitments, the demo cost
+            dataset (``$OPSFLOW_HOME/demo/costs``, filled by ``collect-costs`` with
+            ``samples: true``); never combined with sources or ``dataset_url``.
 
     Returns:
         SavingsReport with recommendations ranked by monthly saving and per-resource
@@ -290,7 +317,12 @@ def recommend_savings(
         print(report.estimated_monthly_saving)
         ```
     """
-    inventory = collect_resources(aws=aws, azure=azure, gcp=gcp, metrics_days=metrics_days)
+    _check_sources(
+        "recommend-savings", samples, aws=aws, azure=azure, gcp=gcp, dataset_url=dataset_url
+    )
+    inventory = collect_resources(
+        aws=aws, azure=azure, gcp=gcp, samples=samples, metrics_days=metrics_days
+    )
     recs = recommend_resources(
         inventory.resources,
         required_tags=required_tags,
@@ -301,7 +333,7 @@ def recommend_savings(
     )
     notes = list(inventory.notes)
     if include_commitments:
-        dataset = CostDataset(dataset_url) if dataset_url else CostDataset()
+        dataset = CostDataset(demo_costs_dir() if samples else dataset_url)
         last_day = dataset.last_charge_day()
         if last_day:
             costs = dataset.read(start=last_day - timedelta(days=COMMITMENT_LOOKBACK_DAYS))
@@ -309,7 +341,12 @@ def recommend_savings(
                 costs, lookback_days=COMMITMENT_LOOKBACK_DAYS, now=commitment_as_of(last_day)
             )
         else:
-            notes.append("The cost dataset is empty: run collect-costs for commitment estimates.")
+            notes.append(
+                "The demo cost dataset is empty: run collect-costs with samples: true for "
+                "commitment estimates."
+                if samples
+                else "The cost dataset is empty: run collect-costs for commitment estimates."
+            )
     recs.sort(key=lambda r: r.estimated_monthly_saving, reverse=True)
     by_kind: dict[str, float] = {}
     for r in recs:

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -43,6 +44,29 @@ def _use_running_serve() -> local_server.ServeState | None:
     ):
         os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = environment.ephemeral_database_url()
     return state
+
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file of sources and schedules (default: $OPSFLOW_HOME/opsflow.toml if present).",
+)
+
+
+def _load_config(config_file: Path | None, validate: bool = True):
+    """The config (``deployments.config``), or exit 2 with its one-line reason. ``--config``
+    is exported as ``OPSFLOW_CONFIG`` so every process started from here reads the same."""
+    from deployments.config import CONFIG_ENV, ConfigError, load_config
+
+    try:
+        config = load_config(config_file, validate=validate)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    if config.path is not None:
+        os.environ[CONFIG_ENV] = str(config.path)
+    return config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,13 +132,19 @@ def run_cmd(flow_name: str, params_json: str) -> None:
 @cli.command("serve")
 @click.option("--port", type=int, default=None, help="Local Prefect server port (default 4200).")
 @click.option("--background", is_flag=True, help="Start detached and return once ready.")
-def serve_cmd(port: int | None, background: bool) -> None:
-    """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow."""
+@config_option
+def serve_cmd(port: int | None, background: bool, config_file: Path | None) -> None:
+    """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow,
+    with the config file's parameters and schedules."""
     try:
         environment.database_url()  # OPSFLOW_DATABASE_URL: checked before anything starts
     except environment.InvalidDatabaseURL as exc:
         _fail(str(exc), 2)
+    # Shape and secrets now; flows and parameters once Prefect may be imported (below).
+    config = _load_config(config_file, validate=background)
     if background:
+        if config.path and local_server.running_instance():
+            click.echo("opsflow serve is already running: `opsflow stop` first to apply --config")
         try:
             state, _ = local_server.ensure_serve(detached=True)
         except RuntimeError as exc:
@@ -156,9 +186,10 @@ def serve_cmd(port: int | None, background: bool) -> None:
             click.echo(f"Prefect API: {api_url}\nPrefect UI:  {ui_url}", err=True)
             click.echo("Serving every opsflow deployment; Ctrl-C to stop.", err=True)
 
+        config = _load_config(config_file)  # imports the flows: a bad field exits 2 here
         from deployments.serve import serve_registry
 
-        asyncio.run(serve_registry(on_ready=ready))
+        asyncio.run(serve_registry(on_ready=ready, config=config))
     except KeyboardInterrupt:
         click.echo("Shutting down opsflow serve...", err=True)
     finally:
@@ -229,11 +260,13 @@ def mcp_cmd(http_addr: str | None, insecure_local: bool) -> None:
 
 @cli.command("deployments")
 @click.option("--check", is_flag=True, help="Exit 1 if deployments/prefect.yaml is out of date.")
-def deployments_cmd(check: bool) -> None:
-    """Render deployments/prefect.yaml from the registry (or check it is current)."""
+@config_option
+def deployments_cmd(check: bool, config_file: Path | None) -> None:
+    """Render deployments/prefect.yaml from the registry and the config file (or check it)."""
+    config = _load_config(config_file)
     from deployments.prefect_yaml import PREFECT_YAML, render_prefect_yaml
 
-    text = render_prefect_yaml()
+    text = render_prefect_yaml(config)
     current = PREFECT_YAML.read_text() if PREFECT_YAML.exists() else ""
     if check:
         if current != text:

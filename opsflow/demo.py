@@ -1,7 +1,9 @@
 """``make demo``: run the main jobs on embedded defaults against the local Prefect server.
 
 Runs go through the deployments that ``opsflow serve`` registered, exactly as the
-Prefect UI, a schedule or the MCP bridge would start them.
+Prefect UI, a schedule or the MCP bridge would start them. The cost, savings and
+incident runs ask for the bundled samples by name (``samples: true``), so they write
+the demo dataset and reports under ``$OPSFLOW_HOME/demo``, never the real ones.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 from flows.compare_compute import ComputeComparison, render_markdown
 from mcp_bridge import runs
 from opsflow.local_server import ServeState
-from tasks.common.paths import data_dir, reports_dir
+from tasks.common.paths import demo_costs_dir, demo_reports_dir
+
+SAMPLE_RUN = {"samples": True}  # what collect-costs, recommend-savings, detect-incidents get
 
 SAMPLES = [
     (
@@ -59,7 +63,7 @@ def _table(result: ComputeComparison, rows: int = 10) -> str:
 
 
 def run_demo(state: ServeState) -> None:
-    out = reports_dir()
+    out = demo_reports_dir()
     out.mkdir(parents=True, exist_ok=True)
     links = []
     for n, (title, params) in enumerate(SAMPLES, 1):
@@ -81,24 +85,28 @@ def run_demo(state: ServeState) -> None:
     print(f"Prefect UI:      {state.ui_url}  (runs, artifacts, schedules)")
     for title, url, report in links:
         print(f"  {title}:\n    run    {url}\n    report {report}")
-    print(f"Cost dataset:    {data_dir() / 'costs'}  (Parquet, FOCUS 1.2)")
+    print(f"Cost dataset:    {demo_costs_dir()}  (Parquet, FOCUS 1.2; the demo's own)")
     print("MCP bridge:      .venv/bin/opsflow mcp   (stdio; see README for the client config)")
     print("Stop the server: make stop")
 
 
 def _cost_demo() -> list[tuple[str, str, str]]:
-    """collect-costs on the bundled exports, twice (the second adds no rows), then savings."""
+    """collect-costs on the bundled exports, twice (the second adds no rows), then savings.
+
+    Both ask for the samples by name; recommend-savings then reads the demo dataset the
+    two collect-costs runs filled for its commitment estimates.
+    """
     from flows.collect_costs import CostCollection
     from flows.savings import SavingsReport, render_markdown
 
     links = []
     for attempt in ("first run", "second run: same exports, nothing duplicated"):
-        raw, url = asyncio.run(_run_flow("collect-costs", {}))
+        raw, url = asyncio.run(_run_flow("collect-costs", SAMPLE_RUN))
         result = CostCollection.model_validate(raw)
         print(f"\n=== collect-costs ({attempt}) ===")
         print(_cost_table(result))
         links.append((f"collect-costs, {attempt}", url, result.report_files[0]))
-    raw, url = asyncio.run(_run_flow("recommend-savings", {}))
+    raw, url = asyncio.run(_run_flow("recommend-savings", SAMPLE_RUN))
     report = SavingsReport.model_validate(raw)
     print("\n=== recommend-savings (bundled sample inventory + cost dataset) ===")
     print(
@@ -108,7 +116,7 @@ def _cost_demo() -> list[tuple[str, str, str]]:
     )
     for r in report.recommendations[:8]:
         print(f"  ${r.estimated_monthly_saving:>9,.2f}  {r.kind:<10} {r.title}")
-    path = reports_dir() / "recommend-savings.md"
+    path = demo_reports_dir() / "recommend-savings.md"
     path.write_text(render_markdown(report))
     links.append(("recommend-savings", url, str(path)))
     return links
@@ -146,7 +154,7 @@ def _incident_demo() -> list[tuple[str, str, str]]:
     """detect-incidents on the generated bad_rollout scenario (four sources, with noise)."""
     from flows.detect_incidents import IncidentReport, headline
 
-    raw, url = asyncio.run(_run_flow("detect-incidents", {}))
+    raw, url = asyncio.run(_run_flow("detect-incidents", SAMPLE_RUN))
     report = IncidentReport.model_validate(raw)
     print("\n=== detect-incidents (generated bad_rollout scenario) ===")
     print(headline(report))

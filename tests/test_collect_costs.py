@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from flows.collect_costs import (
+    NO_SOURCE,
     RECOMMENDATIONS_KEY,
     SUMMARY_KEY,
     TOP_COSTS_KEY,
@@ -57,9 +58,15 @@ def artifacts(keys: list[str]) -> dict[str, object]:
 
 
 def test_bundled_exports_land_once_and_are_explained(harness, home):
-    first = collect_costs()
+    first = collect_costs(samples=True)
     assert isinstance(first, CostCollection)
     assert not first.partial, first.missing
+    # a sample run lands in the demo dataset only: nothing in the real one
+    assert first.dataset == str(home / "demo" / "costs")
+    assert (home / "demo" / "costs" / "_manifest.json").exists()
+    assert not (home / "costs").exists() and not (home / "reports").exists()
+    assert not (home / "quarantine").exists()
+    assert CostDataset().row_count() == 0
     assert {o.kind for o in first.sources} == {"focus-export"}
     assert len(first.sources) == len(bundled_export_paths()) == 3
     assert {p.key for p in first.summary.by_provider} == {"aws", "azure", "gcp"}
@@ -69,6 +76,7 @@ def test_bundled_exports_land_once_and_are_explained(harness, home):
     assert sum(q.by_reason.values()) == q.rows
     assert set(q.by_reason) <= set(QUARANTINE_CODES)
     assert len(list(Path(q.folder).glob("*.csv"))) == 3
+    assert Path(q.folder).is_relative_to(home / "demo" / "quarantine")
     # Planted signals: runaway EC2 autoscaling and a BigQuery spike.
     spikes = {(a.provider, a.day) for a in first.summary.anomalies}
     assert ("aws", date(2026, 11, 12)) in spikes
@@ -78,7 +86,7 @@ def test_bundled_exports_land_once_and_are_explained(harness, home):
     assert mtd.month == "2026-11" and mtd.forecast_month_end > mtd.effective_cost
     assert first.summary.unconverted  # the EUR billing profile is not summed as dollars
 
-    second = collect_costs()
+    second = collect_costs(samples=True)
     assert second.dataset_rows == first.dataset_rows  # nothing duplicated
     assert sum(o.rows_replaced for o in second.sources) == first.dataset_rows
     assert second.summary.effective_cost == first.summary.effective_cost
@@ -88,10 +96,48 @@ def test_bundled_exports_land_once_and_are_explained(harness, home):
     assert "data:image/svg+xml;base64," in shown[SUMMARY_KEY]
     assert "Cost anomalies" in shown[SUMMARY_KEY]
     report, chart = (
-        (home / "reports" / "collect-costs.md"),
-        (home / "reports" / "collect-costs-daily.svg"),
+        (home / "demo" / "reports" / "collect-costs.md"),
+        (home / "demo" / "reports" / "collect-costs-daily.svg"),
     )
     assert report.exists() and chart.read_text().startswith("<svg")
+    assert second.report_files == [str(report), str(chart)]
+    assert not (home / "costs").exists() and not (home / "reports").exists()
+
+
+def test_nothing_configured_fails_fast_and_writes_nothing(harness, home):
+    """A scheduled run with no source (a stock serve) must not invent data anywhere."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    state = collect_costs(return_state=True)
+    assert state.is_failed()
+    assert NO_SOURCE in state.message and "samples: true" in state.message
+    with pytest.raises(ValueError) as err:
+        state.result()
+    assert str(err.value) == NO_SOURCE and "\n" not in NO_SOURCE
+    assert "focus_exports" in NO_SOURCE and "[flows.collect-costs.parameters]" in NO_SOURCE
+    assert not (home / "costs").exists()
+    assert not (home / "demo").exists() and not (home / "reports").exists()
+    assert not (home / "quarantine").exists()
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        published = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    assert [a.key for a in published if a.type] == []  # no table, no markdown
+    # an empty list of exports is nothing to collect too
+    with pytest.raises(ValueError, match="no cost source configured"):
+        collect_costs(focus_exports=[])
+
+
+def test_samples_are_never_mixed_with_real_sources_or_datasets(harness, home):
+    with pytest.raises(ValueError, match="^samples: .*drop aws or samples$"):
+        collect_costs(samples=True, aws=[{"credentials_block": "payer"}])
+    with pytest.raises(ValueError, match="drop dataset_url or samples"):
+        collect_costs(samples=True, dataset_url=str(home / "costs"))
+    assert not (home / "costs").exists() and not (home / "demo").exists()
 
 
 def test_explicit_exports_only_and_fx_rates(harness, home):

@@ -13,7 +13,13 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from flows.detect_incidents import REPORT_KEY, SUGGESTIONS_KEY, IncidentReport, detect_incidents
+from flows.detect_incidents import (
+    NO_SOURCE,
+    REPORT_KEY,
+    SUGGESTIONS_KEY,
+    IncidentReport,
+    detect_incidents,
+)
 from flows.evaluate_incidents import evaluate_incidents
 from samples.scenarios import generate, write_scenario
 
@@ -40,7 +46,7 @@ def artifacts(keys):
 
 
 def test_default_scenario_finds_the_bad_rollout(harness, home):
-    report = detect_incidents()
+    report = detect_incidents(samples=True)
     assert isinstance(report, IncidentReport) and not report.partial
     assert report.events > 10_000 and report.templates < report.log_lines / 50
     (incident,) = report.incidents
@@ -53,7 +59,20 @@ def test_default_scenario_finds_the_bad_rollout(harness, home):
     shown = artifacts([REPORT_KEY, SUGGESTIONS_KEY])
     assert "data:image/svg+xml;base64," in shown[REPORT_KEY]
     assert "kubectl rollout undo deployment/checkout -n shop" in shown[SUGGESTIONS_KEY]
-    assert (home / "reports" / "detect-incidents-timeline.svg").read_text().startswith("<svg")
+    demo = home / "demo" / "reports"
+    assert (demo / "detect-incidents-timeline.svg").read_text().startswith("<svg")
+    assert report.report_files == [
+        str(demo / "detect-incidents.md"),
+        str(demo / "detect-incidents-timeline.svg"),
+    ]
+    assert not (home / "reports").exists()  # a sample run never writes the real reports
+
+
+def test_nothing_configured_fails_fast_and_writes_nothing(harness, home):
+    state = detect_incidents(return_state=True)
+    assert state.is_failed() and NO_SOURCE in state.message
+    assert "kubernetes" in NO_SOURCE and "[flows.detect-incidents.parameters]" in NO_SOURCE
+    assert not (home / "reports").exists() and not (home / "demo").exists()
 
 
 def test_exported_files_memory_leak(harness, home, tmp_path):

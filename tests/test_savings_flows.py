@@ -30,7 +30,7 @@ def home(tmp_path, monkeypatch):
 
 
 def test_sample_inventory_recommendations(harness, home):
-    report = recommend_savings()
+    report = recommend_savings(samples=True)
     assert isinstance(report, SavingsReport)
     assert report.resources == len(sample_inventory()) and not report.partial
     kinds = {r.kind for r in report.recommendations}
@@ -46,7 +46,8 @@ def test_sample_inventory_recommendations(harness, home):
     # the busy search indexer has nothing to fix; the untagged idle bastion scores low
     assert report.scores["i-0a1b2c3d4e5f60003"] == 100
     assert report.scores["i-0a1b2c3d4e5f60008"] < 100
-    assert any("cost dataset is empty" in n for n in report.notes)
+    assert any("demo cost dataset is empty" in n for n in report.notes)
+    assert not (home / "costs").exists()  # reading the demo dataset never creates the real one
 
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -57,6 +58,42 @@ def test_sample_inventory_recommendations(harness, home):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
         )
     assert {a.key for a in found} == set(keys)
+
+
+def test_a_sample_run_reads_commitments_from_the_demo_dataset_only(harness, home):
+    """Real costs in the default dataset never mix with the sample inventory, and the
+    demo dataset's costs never reach a real run."""
+    from flows.collect_costs import collect_costs
+    from samples.focus_exports import bundled_export_paths
+
+    aws_export = next(str(p) for p in bundled_export_paths() if "aws" in p.name)
+    real = collect_costs(focus_exports=[aws_export])  # the default dataset: AWS only
+    assert real.dataset == str(home / "costs") and real.dataset_rows > 0
+    before = recommend_savings(samples=True)  # the demo dataset is still empty
+    assert not [r for r in before.recommendations if r.kind == "commitment"]
+    assert any("demo cost dataset is empty" in n for n in before.notes)
+    collect_costs(samples=True)  # the demo dataset: three clouds
+    report = recommend_savings(samples=True)
+    committed = {r.provider for r in report.recommendations if r.kind == "commitment"}
+    assert committed == {"aws", "azure", "gcp"}  # from the demo dataset, not the real one
+
+
+def test_nothing_configured_fails_fast_naming_what_to_set(harness, home):
+    for flow, name in (
+        (collect_resources, "collect-resources"),
+        (recommend_savings, "recommend-savings"),
+    ):
+        state = flow(return_state=True)
+        assert state.is_failed()
+        assert (
+            "no resource source configured: set aws, azure or gcp (run parameters, or "
+            f"[flows.{name}.parameters] in opsflow.toml), or samples: true"
+        ) in state.message
+    assert not (home / "costs").exists() and not (home / "demo").exists()
+    with pytest.raises(ValueError, match="drop aws or samples"):
+        recommend_savings(samples=True, aws=[{"regions": [REGION]}])
+    with pytest.raises(ValueError, match="drop dataset_url or samples"):
+        recommend_savings(samples=True, dataset_url=str(home / "costs"))
 
 
 @pytest.fixture(scope="module")
