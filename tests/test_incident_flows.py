@@ -4,6 +4,7 @@ stays down, and secrets."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -118,6 +119,8 @@ def _cloudwatch_and_sentry(moto_url):
     )
     logs = boto3.client("logs", **kw)
     group = "/ecs/checkout"
+    with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
+        logs.delete_log_group(logGroupName=group)  # the moto server outlives each test
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="web/1")
     lines.sort()
