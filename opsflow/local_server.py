@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from opsflow.environment import served_ui_settings
 from tasks.common.atomic import write_text_atomic
 from tasks.common.paths import data_dir
 
@@ -34,6 +35,10 @@ READY_TIMEOUT_SECONDS = 180.0
 
 class AlreadyRunning(RuntimeError):
     """Another ``opsflow serve`` holds this data folder."""
+
+
+class ServerStartError(RuntimeError):
+    """The Prefect server opsflow started is not the one answering on its port."""
 
 
 @dataclass
@@ -117,6 +122,58 @@ def pick_port(preferred: int = DEFAULT_PORT) -> int:
         return s.getsockname()[1]
 
 
+def _listening_inodes(port: int) -> set[str] | None:
+    """Socket inodes listening on ``port`` (IPv4 and IPv6), or None without /proc."""
+    inodes: set[str] = set()
+    found_table = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found_table = True
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    return inodes if found_table else None
+
+
+def _process_group(pgid: int) -> list[int]:
+    """Pids whose process group is ``pgid`` (the server and anything it spawned)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def owns_listening_socket(pgid: int, port: int) -> bool:
+    """True when a process of group ``pgid`` holds the socket listening on ``port``.
+
+    Linux only (/proc); elsewhere the check cannot be made and a live child is trusted.
+    """
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return True
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for pid in _process_group(pgid):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                        return True
+    return False
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -164,6 +221,7 @@ class LocalPrefectServer:
         cmd = [str(prefect_bin), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         env = {**os.environ}
         env.pop("PREFECT_API_URL", None)  # the server must not talk to itself as a client
+        env.update(served_ui_settings("127.0.0.1", self.port))
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
             cmd,
@@ -179,16 +237,37 @@ class LocalPrefectServer:
         return self
 
     def _wait_healthy(self) -> None:
+        """Wait until the server this object started answers; a foreign one is an error.
+
+        The port was free when it was picked, but another process may have bound it
+        since: a healthy answer counts only when our child owns the listening socket.
+        """
         deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if not _port_free(self.port) and not owns_listening_socket(
+                    self.process.pid, self.port
+                ):
+                    self.process = None
+                    raise ServerStartError(self._foreign_message("exited"))
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"Prefect server exited during start-up:\n{tail}")
             if is_healthy(self.api_url, timeout=1.0):
-                return
+                if self.process is None or owns_listening_socket(self.process.pid, self.port):
+                    return
+                message = self._foreign_message("was stopped")
+                self.stop()
+                raise ServerStartError(message)
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"Prefect server not healthy after {HEALTH_TIMEOUT_SECONDS:.0f}s")
+
+    def _foreign_message(self, what: str) -> str:
+        pid = self.process.pid if self.process else "?"
+        return (
+            f"127.0.0.1:{self.port} is held by another process, not by the Prefect server "
+            f"opsflow started (pid {pid}, which {what}); choose another port with --port"
+        )
 
     def stop(self) -> None:
         if self.process is None:
