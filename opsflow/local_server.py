@@ -114,6 +114,12 @@ def _port_free(port: int) -> bool:
         return True
 
 
+def preferred_port() -> int:
+    """``PREFECT_SERVER_API_PORT`` (what ``prefect server start`` defaults to), else 4200."""
+    value = os.environ.get("PREFECT_SERVER_API_PORT", "")
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else DEFAULT_PORT
+
+
 def pick_port(preferred: int = DEFAULT_PORT) -> int:
     if _port_free(preferred):
         return preferred
@@ -204,7 +210,7 @@ class LocalPrefectServer:
     """A ``prefect server start`` child process on 127.0.0.1 with opsflow's SQLite database."""
 
     def __init__(self, port: int | None = None, log_path: Path | None = None):
-        self.port = port or pick_port()
+        self.port = port or pick_port(preferred_port())
         self.log_path = log_path or data_dir() / "prefect-server.log"
         self.process: subprocess.Popen | None = None
 

@@ -22,6 +22,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("NO_GCE_CHECK", "True")
 
+
+def free_port() -> int:
+    """A port nobody listens on now, never Prefect's default 4200."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 4200:
+            return port
+
+
+# Servers opsflow starts prefer PREFECT_SERVER_API_PORT to 4200: the tests never contend
+# for 4200 with whatever else runs on the machine.
+os.environ["PREFECT_SERVER_API_PORT"] = str(free_port())
+
 from opsflow import environment  # noqa: E402
 
 environment.configure()
@@ -206,16 +221,6 @@ def serve_api(serve):
     """Point this test's Prefect client at the `opsflow serve` API."""
     with _client_of(serve) as state:
         yield state
-
-
-def free_port() -> int:
-    """A port nobody listens on now, never Prefect's default 4200."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 4200:
-            return port
 
 
 @pytest.fixture(scope="session")

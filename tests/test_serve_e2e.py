@@ -66,6 +66,11 @@ def test_prefect_deployment_run_completes_and_result_is_readable_by_id(serve_api
     assert result.recommendation.option.monthly_usd <= result.options[0].on_demand_monthly_usd
 
 
+def test_serve_listens_on_prefect_server_api_port_when_free(serve):
+    """conftest sets PREFECT_SERVER_API_PORT to a free port so no test contends for 4200."""
+    assert serve.api_url == f"http://127.0.0.1:{os.environ['PREFECT_SERVER_API_PORT']}/api"
+
+
 def test_second_serve_refuses_and_first_keeps_running(serve, opsflow_home):
     env = {**os.environ, "OPSFLOW_HOME": str(opsflow_home)}
     env.pop("PREFECT_API_URL", None)
