@@ -254,8 +254,9 @@ class LocalPrefectServer:
                 if not _port_free(self.port) and not owns_listening_socket(
                     self.process.pid, self.port
                 ):
+                    message = self._foreign_message("exited")
                     self.process = None
-                    raise ServerStartError(self._foreign_message("exited"))
+                    raise ServerStartError(message)
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"Prefect server exited during start-up:\n{tail}")
             if is_healthy(self.api_url, timeout=1.0):
