@@ -172,7 +172,11 @@ def serve_cmd(port: int | None, background: bool, config_file: Path | None) -> N
         else:
             click.echo("Starting local Prefect server...", err=True)
             server = local_server.LocalPrefectServer(port=port)
-            server.start()
+            try:
+                server.start()
+            except local_server.ServerStartError as exc:
+                server = None
+                _fail(str(exc))
             api_url, ui_url = server.api_url, server.ui_url
             os.environ["PREFECT_API_URL"] = api_url
 

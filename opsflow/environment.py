@@ -114,3 +114,20 @@ def configure() -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+
+
+def served_ui_settings(host: str, port: int) -> dict[str, str]:
+    """Settings for a ``prefect server start`` child so its UI talks to its own API.
+
+    The UI takes its API address from ``/ui-settings``, which Prefect 3.8 builds from
+    ``PREFECT_UI_API_URL`` (else ``PREFECT_SERVER_API_HOST``/``_PORT``), not from the
+    ``--port`` flag: without these, a server on any port but 4200 serves a UI that
+    calls ``127.0.0.1:4200`` and shows every page blank.
+    """
+    base = f"http://{host}:{port}"
+    return {
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": f"{base}/api",
+        "PREFECT_UI_URL": base,
+    }

@@ -37,6 +37,10 @@ class AlreadyRunning(RuntimeError):
     """Another ``opsflow serve`` holds this data folder."""
 
 
+class ServerStartError(RuntimeError):
+    """The Prefect server opsflow started is not the one answering on its port."""
+
+
 @dataclass
 class ServeState:
     pid: int
@@ -110,12 +114,70 @@ def _port_free(port: int) -> bool:
         return True
 
 
+def preferred_port() -> int:
+    """``PREFECT_SERVER_API_PORT`` (what ``prefect server start`` defaults to), else 4200."""
+    value = os.environ.get("PREFECT_SERVER_API_PORT", "")
+    return int(value) if value.isdigit() and 0 < int(value) < 65536 else DEFAULT_PORT
+
+
 def pick_port(preferred: int = DEFAULT_PORT) -> int:
     if _port_free(preferred):
         return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Socket inodes listening on ``port`` (IPv4 and IPv6), or None without /proc."""
+    inodes: set[str] = set()
+    found_table = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found_table = True
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    return inodes if found_table else None
+
+
+def _process_group(pgid: int) -> list[int]:
+    """Pids whose process group is ``pgid`` (the server and anything it spawned)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def owns_listening_socket(pgid: int, port: int) -> bool:
+    """True when a process of group ``pgid`` holds the socket listening on ``port``.
+
+    Linux only (/proc); elsewhere the check cannot be made and a live child is trusted.
+    """
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return True
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for pid in _process_group(pgid):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                        return True
+    return False
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -151,7 +213,7 @@ class LocalPrefectServer:
     """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None):
-        self.port = port or pick_port()
+        self.port = port or pick_port(preferred_port())
         self.log_path = log_path or data_dir() / "prefect-server.log"
         self.process: subprocess.Popen | None = None
 
@@ -173,6 +235,7 @@ class LocalPrefectServer:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
             masked = environment.mask_database_url(database)
             print(f"Prefect server database: {masked}", file=sys.stderr, flush=True)
+        env.update(environment.served_ui_settings("127.0.0.1", self.port))
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
             cmd,
@@ -188,17 +251,39 @@ class LocalPrefectServer:
         return self
 
     def _wait_healthy(self) -> None:
+        """Wait until the server this object started answers; a foreign one is an error.
+
+        The port was free when it was picked, but another process may have bound it
+        since: a healthy answer counts only when our child owns the listening socket.
+        """
         deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if not _port_free(self.port) and not owns_listening_socket(
+                    self.process.pid, self.port
+                ):
+                    message = self._foreign_message("exited")
+                    self.process = None
+                    raise ServerStartError(message)
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 tail = environment.mask_database_secrets(tail, environment.database_url())
                 raise RuntimeError(f"Prefect server exited during start-up:\n{tail}")
             if is_healthy(self.api_url, timeout=1.0):
-                return
+                if self.process is None or owns_listening_socket(self.process.pid, self.port):
+                    return
+                message = self._foreign_message("was stopped")
+                self.stop()
+                raise ServerStartError(message)
             time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"Prefect server not healthy after {HEALTH_TIMEOUT_SECONDS:.0f}s")
+
+    def _foreign_message(self, what: str) -> str:
+        pid = self.process.pid if self.process else "?"
+        return (
+            f"127.0.0.1:{self.port} is held by another process, not by the Prefect server "
+            f"opsflow started (pid {pid}, which {what}); choose another port with --port"
+        )
 
     def stop(self) -> None:
         if self.process is None:

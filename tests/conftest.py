@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +22,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("NO_GCE_CHECK", "True")
 
+
+def free_port() -> int:
+    """A port nobody listens on now, never Prefect's default 4200."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 4200:
+            return port
+
+
+# Servers opsflow starts prefer PREFECT_SERVER_API_PORT to 4200: the tests never contend
+# for 4200 with whatever else runs on the machine.
+os.environ["PREFECT_SERVER_API_PORT"] = str(free_port())
+
 from opsflow import environment  # noqa: E402
 
 environment.configure()
@@ -31,10 +49,16 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="session")
 def harness():
-    """A temporary Prefect API for flow tests (prefect_test_harness)."""
+    """A temporary Prefect API for flow tests (prefect_test_harness).
+
+    Its server subprocess inherits stdout/stderr at start: they go to a
+    ``prefect-server.log`` that the server-log check reads like any other.
+    """
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with contextlib.ExitStack() as stack:
+        with _child_output_to(_HOME / "harness" / SERVER_LOG_NAME):
+            stack.enter_context(prefect_test_harness(server_startup_timeout=120))
         yield
 
 
@@ -116,7 +140,9 @@ def task_run_count(state) -> int:
             time.sleep(0.2)
 
 
-def start_serve(home: Path, extra_env: dict | None = None) -> subprocess.Popen:
+def start_serve(
+    home: Path, extra_env: dict | None = None, args: tuple[str, ...] = ()
+) -> subprocess.Popen:
     env = {**os.environ, "OPSFLOW_HOME": str(home), **(extra_env or {})}
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_HOME", None)
@@ -124,7 +150,7 @@ def start_serve(home: Path, extra_env: dict | None = None) -> subprocess.Popen:
     env.pop("PREFECT_LOCAL_STORAGE_PATH", None)
     log = open(home / "serve-test.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
-        [str(BIN / "opsflow"), "serve"],
+        [str(BIN / "opsflow"), "serve", *args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -180,12 +206,137 @@ def _reset_prefect_services() -> None:
     APILogWorker.drain_all(timeout=10)
 
 
-@pytest.fixture
-def serve_api(serve):
-    """Point this test's Prefect client at the `opsflow serve` API."""
+@contextlib.contextmanager
+def _client_of(state):
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     _reset_prefect_services()
-    with temporary_settings({PREFECT_API_URL: serve.api_url, PREFECT_UI_URL: serve.ui_url}):
-        yield serve
+    with temporary_settings({PREFECT_API_URL: state.api_url, PREFECT_UI_URL: state.ui_url}):
+        yield state
         _reset_prefect_services()
+
+
+@pytest.fixture
+def serve_api(serve):
+    """Point this test's Prefect client at the `opsflow serve` API."""
+    with _client_of(serve) as state:
+        yield state
+
+
+@pytest.fixture(scope="session")
+def serve_elsewhere(tmp_path_factory):
+    """A second `opsflow serve` in its own data folder, on a free port that is not 4200.
+
+    For what the shared ``serve`` must not get (a schedule of a few seconds) and for
+    the UI on a non-default port.
+    """
+    home = tmp_path_factory.mktemp("serve-elsewhere")
+    proc = start_serve(home, args=("--port", str(free_port())))
+    state = wait_ready(home, proc)
+    yield state
+    stop_serve(proc)
+
+
+@pytest.fixture
+def serve_elsewhere_api(serve_elsewhere):
+    """Point this test's Prefect client at ``serve_elsewhere``."""
+    with _client_of(serve_elsewhere) as state:
+        yield state
+
+
+# --- Prefect server logs ---------------------------------------------------------
+# Every Prefect server the tests start writes a ``prefect-server.log``: `opsflow serve`
+# under its OPSFLOW_HOME (the session's, or a test's tmp_path), the harness under
+# $OPSFLOW_HOME/harness. After each test, whatever those logs gained is read, and an
+# ERROR or a traceback fails the test: a server that breaks at run time (a scheduler
+# that fails every loop) often still answers /health.
+
+SERVER_LOG_NAME = "prefect-server.log"
+_LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
+
+
+def server_log_problems(text: str, context: int = 25) -> list[str]:
+    """The passages of a server log that report an error or a traceback."""
+    lines = text.splitlines()
+    passages, end = [], -1
+    for i, line in enumerate(lines):
+        if i > end and _LOG_PROBLEM.search(line):
+            end = i + context
+            passages.append("\n".join(lines[i : end + 1]))
+    return passages
+
+
+class ServerLogWatch:
+    """Finds every Prefect server log under ``roots`` and reads what each gained."""
+
+    def __init__(self, roots: list[Path]):
+        self.roots = roots
+        self.offsets: dict[Path, int] = {}
+
+    def logs(self) -> list[Path]:
+        found = set()
+        for root in self.roots:
+            for depth in range(4):  # root/, root/<test>/, root/<test>/<home>/, ...
+                pattern = "/".join(["*"] * depth + [SERVER_LOG_NAME])
+                found.update(p.resolve() for p in root.glob(pattern))  # pytest's *current links
+        return sorted(found)
+
+    def new_problems(self) -> dict[Path, list[str]]:
+        problems = {}
+        for path in self.logs():
+            start = self.offsets.get(path, 0)
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read()
+            cut = data.rfind(b"\n") + 1  # a line still being written is read next time
+            self.offsets[path] = start + cut
+            found = server_log_problems(data[:cut].decode(errors="replace"))
+            if found:
+                problems[path] = found
+        return problems
+
+
+@pytest.fixture(scope="session")
+def server_log_watch(tmp_path_factory) -> ServerLogWatch:
+    return ServerLogWatch([_HOME, tmp_path_factory.getbasetemp()])
+
+
+def _fail_on_server_errors(watch: ServerLogWatch, when: str) -> None:
+    problems = watch.new_problems()
+    if problems:
+        report = "\n\n".join(f"{path}:\n" + "\n...\n".join(p) for path, p in problems.items())
+        pytest.fail(f"a Prefect server logged an error {when}\n{report}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_logs_clean_at_exit(server_log_watch):
+    """Set up before, so torn down after, the session's servers: reads their shutdown."""
+    yield
+    _fail_on_server_errors(server_log_watch, "while the session's servers stopped")
+
+
+@pytest.fixture(autouse=True)
+def _server_logs_stay_clean(server_log_watch):
+    yield
+    _fail_on_server_errors(server_log_watch, "during this test")
+
+
+@contextlib.contextmanager
+def _child_output_to(path: Path):
+    """Point fds 1 and 2 at ``path`` while a child that inherits them is started."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
