@@ -116,27 +116,34 @@ def opsflow_home() -> Path:
     return _HOME
 
 
-def task_run_count(state) -> int:
+def task_run_count(state, timeout: float = 30) -> int:
     """The task run's run count as the API records it (1 + retries).
 
     Task runs reach the API as events, asynchronously: flush them, then wait (bounded)
-    until the run's final state is recorded.
+    until the run's final state is recorded; fail the test if it never is (a count read
+    from a run still in another state would be a guess).
     """
     from prefect import get_client
     from prefect.events.worker import EventsWorker
     from prefect.exceptions import ObjectNotFound
 
     EventsWorker.drain_all(timeout=10)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
+    run = None
     with get_client(sync_client=True) as client:
         while True:
             try:
                 run = client.read_task_run(state.state_details.task_run_id)
-                if run.state_type == state.type or time.monotonic() > deadline:
+                if run.state_type == state.type:
                     return run.run_count
             except ObjectNotFound:
-                if time.monotonic() > deadline:
-                    raise
+                pass
+            if time.monotonic() > deadline:
+                seen = "no task run" if run is None else f"state {run.state_type.value}"
+                pytest.fail(
+                    f"task run {state.state_details.task_run_id}: the API shows {seen} after "
+                    f"{timeout:g} s, never the final {state.type.value}"
+                )
             time.sleep(0.2)
 
 

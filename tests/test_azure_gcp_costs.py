@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,11 +22,13 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from google.api_core import exceptions as gx
 
 from blocks.azure import AzureCredentials
-from tasks.common.retry import RETRIES, is_transient, retry_on_transient
+from tasks.common.retry import RETRIES, is_transient
 from tasks.costs import azure as az
 from tasks.costs import gcp as gc
 from tasks.costs.focus_schema import REQUIRED, SCHEMA, SOURCE_COLUMN, provider_key
 from tests.conftest import task_run_count
+from tests.retries import assert_backoff_with_jitter, shrink_waits
+from tests.servers import gcp_billing_export as export_schema
 from tests.servers.azure_arm import AzureArmServer, arm_error
 from tests.servers.bigquery import BigQueryServer, google_error
 from tests.servers.gcp_catalog import GcpCatalogServer, service_account_info
@@ -137,9 +140,79 @@ BQ_ROWS = [
 ]
 
 
+def export_rows(row: dict, *, detailed: bool = False) -> list[dict]:
+    """Two hourly billing-export rows (the documented nested form) that the cost query
+    must sum back into the result row ``row`` (a ``bq_row``): cost, usage and credits
+    split in halves, the second half's credits as two entries."""
+    day = row["usage_date"]
+    out = []
+    for hour, credits in ((1, [row["credits"] / 2]), (13, [row["credits"] / 4] * 2)):
+        start = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+        raw = {
+            "billing_account_id": row["billing_account_id"],
+            "service": {"id": row["service_id"], "description": row["service_name"]},
+            "sku": {"id": row["sku_id"], "description": row["sku_description"]},
+            "usage_start_time": start,
+            "usage_end_time": start + timedelta(hours=1),
+            "project": {
+                "id": row["project_id"],
+                "number": "874100234567",
+                "name": row["project_name"],
+                "labels": [{"key": "env", "value": "prod"}],
+                "ancestry_numbers": "/123456789/874100234567/",
+                "ancestors": [{"resource_name": "organizations/123456789", "display_name": "acme"}],
+            },
+            "labels": json.loads(row["labels_json"]),
+            "system_labels": [{"key": "compute.googleapis.com/machine_spec", "value": "n2-4"}],
+            "location": {"location": row["region"], "country": "US", "region": row["region"]},
+            "export_time": start + timedelta(hours=5),
+            "cost": row["cost"] / 2,
+            "currency": row["currency"],
+            "currency_conversion_rate": 1.0,
+            "usage": {
+                "amount": row["usage_amount"] / 2 if row["usage_amount"] is not None else None,
+                "unit": row["usage_unit"],
+                "amount_in_pricing_units": 12.0,
+                "pricing_unit": "hour",
+            },
+            "credits": [
+                {"name": "Sustained use discount", "amount": c, "type": "SUSTAINED_USAGE_DISCOUNT"}
+                for c in credits
+                if c
+            ],
+            "invoice": {"month": row["invoice_month"], "publisher_type": "GOOGLE"},
+            "cost_type": row["cost_type"],
+            "tags": [{"key": "env", "value": "prod", "inherited": True, "namespace": "123"}],
+            "cost_at_list": row["cost"] / 2,
+            "transaction_type": "GOOGLE",
+        }
+        if detailed:
+            raw["resource"] = {"name": row["resource_name"], "global_name": row["resource_id"]}
+            raw["price"] = {"effective_price": Decimal("0.031611"), "unit": "hour"}
+        out.append(raw)
+    return out
+
+
+# what the cost query must return for [D1, D3 + 1 day): BQ_ROWS; and rows around it
+BQ_START, BQ_END = D1, D3 + timedelta(days=1)
+SPAN = (BQ_START, BQ_END)
+OUTSIDE = [bq_row(D1 - timedelta(days=1), "Compute Engine", 99.0), bq_row(BQ_END, "BigQuery", 99.0)]
+DETAILED_ROWS = [
+    bq_row(D1, "Compute Engine", 30.0, resource_name="web-1", resource_id="//compute/x/web-1"),
+    bq_row(D1, "Compute Engine", 10.0, resource_name="web-2", resource_id="//compute/x/web-2"),
+]
+
+
 @pytest.fixture
 def bq_server(oauth):
-    with BigQueryServer(oauth.tokens, BQ_ROWS, page_size=2) as server:
+    tables = {
+        TABLE: (export_schema.STANDARD, [r for b in BQ_ROWS + OUTSIDE for r in export_rows(b)]),
+        DETAILED: (
+            export_schema.DETAILED,
+            [r for b in DETAILED_ROWS for r in export_rows(b, detailed=True)],
+        ),
+    }
+    with BigQueryServer(oauth.tokens, tables, page_size=2) as server:
         yield server
 
 
@@ -340,8 +413,6 @@ def test_azure_retry_classification():
     assert is_transient(ServiceResponseError("reset"))
     assert is_transient(gx.ServiceUnavailable("down"))  # falls back to tasks.common.retry
     assert not is_transient(ValueError("bad"))
-    task = az.fetch_azure_costs
-    assert task.retries == RETRIES and task.retry_condition_fn is retry_on_transient
 
 
 # --------------------------------------------------------------- Azure: end to end
@@ -741,29 +812,41 @@ def test_normalize_gcp_costs_conforms_and_sums_to_the_invoice():
 
 
 def test_fetch_gcp_costs_sends_parameterized_sql_and_pages(harness, oauth, gcp_key, bq_server):
+    """The query runs on a table built from the documented export schema (DuckDB, see
+    tests/servers/bigquery.py): it must read existing columns and fields with the right
+    types, filter the dates and sum the hourly rows, credits included, per day and group."""
     table = gc.fetch_gcp_costs(
-        gcp_block(oauth, gcp_key), TABLE, D1, D3, location="US", api_endpoint=bq_server.url
+        gcp_block(oauth, gcp_key),
+        TABLE,
+        BQ_START,
+        BQ_END,
+        location="US",
+        api_endpoint=bq_server.url,
     )
     assert_focus(table)
     (query,) = bq_server.queries
-    assert query["query"] == gc.cost_query(TABLE)
+    assert f"FROM `{TABLE}`" in query["query"]
     assert query["useLegacySql"] is False and query["parameterMode"] == "NAMED"
     params = {
         p["name"]: (p["parameterType"]["type"], p["parameterValue"]["value"])
         for p in query["queryParameters"]
     }
-    assert params == {"start_date": ("DATE", "2026-10-30"), "end_date": ("DATE", "2026-11-01")}
+    assert params == {"start_date": ("DATE", "2026-10-30"), "end_date": ("DATE", "2026-11-02")}
     assert query["location"] == "US"
-    # 5 rows, 2 per page: the first inline, then getQueryResults with pageToken 2 and 4
+    # 5 result rows (of 14 export rows), 2 per page: inline, then pageToken 2 and 4
     pages = [r.path for r in bq_server.api_requests() if "/queries/" in r.path]
     assert [p for p in pages if "pageToken=" in p] and all("/queries/job_" in p for p in pages)
     assert {t for p in pages for t in ("2", "4") if f"pageToken={t}&" in p} == {"2", "4"}
+    # the same FOCUS rows as from the expected sums, row for row
+    order = ["ChargePeriodStart", "ServiceName", "SkuId", "ChargeCategory"]
+    expected = gc.normalize_gcp_costs(BQ_ROWS, TABLE)
     assert table.num_rows == 5 + 3
-    assert sorted(set(table.column("ServiceName").to_pylist())) == [
-        "BigQuery",
-        "Cloud Storage",
-        "Compute Engine",
-    ]
+    assert (
+        table.sort_by([(c, "ascending") for c in order]).to_pylist()
+        == expected.sort_by([(c, "ascending") for c in order]).to_pylist()
+    )
+    invoice = sum(r["cost"] + r["credits"] for r in BQ_ROWS)  # 99.0 rows are outside
+    assert pc.sum(table.column("BilledCost")).as_py() == pytest.approx(invoice)
     assert set(table.column(SOURCE_COLUMN).to_pylist()) == {f"gcp-billing-export:{TABLE}"}
     # the service-account JWT grant went to the local token endpoint
     assert oauth.jwt_claims[0]["iss"].endswith("iam.gserviceaccount.com")
@@ -772,8 +855,50 @@ def test_fetch_gcp_costs_sends_parameterized_sql_and_pages(harness, oauth, gcp_k
 def test_fetch_gcp_costs_uses_the_detailed_query_for_resource_tables(
     harness, oauth, gcp_key, bq_server
 ):
-    gc.fetch_gcp_costs(gcp_block(oauth, gcp_key), DETAILED, D1, D2, api_endpoint=bq_server.url)
-    assert "resource.name AS resource_name" in bq_server.queries[0]["query"]
+    table = gc.fetch_gcp_costs(
+        gcp_block(oauth, gcp_key), DETAILED, D1, D2, api_endpoint=bq_server.url
+    )
+    usage = sorted(
+        (r["ResourceId"], r["ResourceName"], r["BilledCost"])
+        for r in table.to_pylist()
+        if r["ChargeCategory"] == "Usage"
+    )
+    assert usage == [("//compute/x/web-1", "web-1", 30.0), ("//compute/x/web-2", "web-2", 10.0)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "status", "says"),
+    [
+        (f"SELECT cost_at_lst FROM `{TABLE}`", 400, "cost_at_lst"),  # no such column
+        (f"SELECT invoice.mnth FROM `{TABLE}`", 400, "mnth"),  # no such field
+        (f"SELECT resource.name FROM `{TABLE}`", 400, "resource"),  # detailed export only
+        (f"SELECT SUM(currency) FROM `{TABLE}`", 400, "sum"),  # STRING is not summed
+        (f"SELECT c.amt FROM `{TABLE}`, UNNEST(credits) AS c", 400, "amt"),
+        (
+            "SELECT cost FROM `acme-billing.billing_export.gcp_billing_export_v1_X`",
+            404,
+            "Not found",
+        ),
+    ],
+)
+def test_the_bigquery_stand_in_refuses_what_the_export_does_not_have(
+    oauth, gcp_key, bq_server, sql, status, says
+):
+    from tasks.clouds.gcp import bigquery_client
+
+    client = bigquery_client(gcp_block(oauth, gcp_key), "acme-billing", bq_server.url)
+    with pytest.raises(gx.GoogleAPICallError) as info:
+        client.query_and_wait(sql, retry=None, job_retry=None)
+    assert info.value.code == status and says.lower() in str(info.value).lower()
+    # while the query it is given runs, on both tables
+    assert bq_server.run_sql(gc.cost_query(DETAILED), {"start_date": D1, "end_date": D2})[1]
+
+
+def test_a_detailed_query_on_a_standard_table_is_refused(oauth, gcp_key, bq_server):
+    with pytest.raises(gx.BadRequest, match="resource"):
+        gc.fetch_gcp_costs.fn(
+            gcp_block(oauth, gcp_key), TABLE, D1, D2, export="detailed", api_endpoint=bq_server.url
+        )
 
 
 @pytest.mark.parametrize(("status", "reason"), [(503, "backendError"), (429, "rateLimitExceeded")])
@@ -782,7 +907,12 @@ def test_fetch_gcp_costs_retries_throttling_and_5xx(
 ):
     bq_server.fail(status, google_error(status, "UNAVAILABLE", "try again", reason), times=1)
     state = gc.fetch_gcp_costs(
-        gcp_block(oauth, gcp_key), TABLE, D1, D3, api_endpoint=bq_server.url, return_state=True
+        gcp_block(oauth, gcp_key),
+        TABLE,
+        BQ_START,
+        BQ_END,
+        api_endpoint=bq_server.url,
+        return_state=True,
     )
     assert state.is_completed() and state.result().num_rows == 8
     assert bq_server.faults_served == 1
@@ -800,7 +930,12 @@ def test_fetch_gcp_costs_does_not_retry_auth_or_bad_requests(
         status, google_error(status, "PERMISSION_DENIED", "no", "accessDenied"), times=None
     )
     state = gc.fetch_gcp_costs(
-        gcp_block(oauth, gcp_key), TABLE, D1, D3, api_endpoint=bq_server.url, return_state=True
+        gcp_block(oauth, gcp_key),
+        TABLE,
+        BQ_START,
+        BQ_END,
+        api_endpoint=bq_server.url,
+        return_state=True,
     )
     assert state.is_failed()
     assert isinstance(state.result(raise_on_failure=False), error_type)
@@ -840,11 +975,11 @@ def test_gcp_costs_never_leak_the_private_key(
     pem_lines = [ln for ln in info["private_key"].splitlines() if ln and "-----" not in ln]
     caplog.set_level(logging.DEBUG)
     block = gcp_block(oauth, gcp_key, key_id=canary)
-    ok = gc.fetch_gcp_costs(block, TABLE, D1, D3, api_endpoint=bq_server.url, return_state=True)
+    ok = gc.fetch_gcp_costs(block, TABLE, *SPAN, api_endpoint=bq_server.url, return_state=True)
     assert ok.is_completed()
     assert oauth.jwt_headers[-1]["kid"] == canary  # the canary really signed the grant
     bq_server.fail(403, google_error(403, "PERMISSION_DENIED", "no", "accessDenied"), times=None)
-    bad = gc.fetch_gcp_costs(block, TABLE, D1, D3, api_endpoint=bq_server.url, return_state=True)
+    bad = gc.fetch_gcp_costs(block, TABLE, *SPAN, api_endpoint=bq_server.url, return_state=True)
     error = bad.result(raise_on_failure=False)
     assert isinstance(error, gx.Forbidden)
     out, err = capfd.readouterr()
@@ -858,3 +993,30 @@ def test_gcp_costs_never_leak_the_private_key(
     for where, text in haystacks.items():
         assert canary not in text, where
         assert not [ln for ln in pem_lines if ln in text], where
+
+
+# ------------------------------------------------------------- both: retry spacing
+
+
+@pytest.mark.parametrize("provider", ["azure", "gcp"])
+def test_cost_tasks_retry_with_growing_jittered_waits(
+    harness, request, monkeypatch, oauth, gcp_key, provider
+):
+    """A service that answers 503 three times, then serves: the task succeeds on its 4th
+    attempt, after waits that grow and vary (observed, see tests/retries.py)."""
+    if provider == "azure":
+        server = request.getfixturevalue("azure_server")
+        server.fail(503, arm_error("ServiceUnavailable", "try later"), times=3)
+        task, args = az.fetch_azure_costs, (azure_block(server), SCOPE, D1, D2)
+        kwargs = {}
+    else:
+        server = request.getfixturevalue("bq_server")
+        server.fail(503, google_error(503, "UNAVAILABLE", "try again", "backendError"), times=3)
+        task, args = gc.fetch_gcp_costs, (gcp_block(oauth, gcp_key), TABLE, *SPAN)
+        kwargs = {"api_endpoint": server.url}
+    shrink_waits(monkeypatch, task)
+    state = task(*args, return_state=True, **kwargs)
+    assert state.is_completed(), state
+    assert server.faults_served == 3
+    # attempts 1-3 each stopped at their first (failed) request; attempt 4 starts after
+    assert_backoff_with_jitter(state, [r.at for r in server.api_requests()[:4]])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,8 +10,7 @@ import pytest
 
 from tasks.incidents.clustering import cluster_templates, clustering_quality, words
 from tasks.incidents.embeddings import EMBEDDING_DIM, TemplateEmbedder, render_for_model
-
-LOGHUB = Path("/work/shared/data/loghub-2k")
+from tests.loghub import loghub_dir
 
 # Hand-written templates: each group is one failure worded differently; the rest are
 # unrelated to each other and to the groups.
@@ -261,7 +259,7 @@ def test_clustering_quality(embedder):
 
 
 def test_loghub_templates_cluster_and_every_template_is_labelled(embedder):
-    systems = sorted(LOGHUB.glob("*/*_structured_corrected.csv"))
+    systems = sorted(loghub_dir().glob("*/*_structured_corrected.csv"))
     assert len(systems) == 8
     found = {}
     for path in systems:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import ssl
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -83,13 +85,61 @@ def test_local_path_errors_name_the_path(tmp_path):
         attempt("file://otherhost/x.csv")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_local_file(tmp_path):
-    export = tmp_path / "locked.csv"
-    export.write_bytes(b"x")
-    export.chmod(0)
-    with pytest.raises(PermissionError, match="locked.csv is not readable"):
-        attempt(str(export))
+def _said(check) -> str:
+    """What ``check()`` raised, as ``"TypeName: message"`` (``""`` if nothing)."""
+    try:
+        check()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def _as_nobody(check) -> str:
+    """``_said(check)`` in a forked child that gave up root for ``nobody`` (uid 65534).
+
+    Root reads any file, so the permission check is exercised with root's privileges
+    dropped for good, as CI (root) runs it; a non-root user just runs it.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, run, report, exit (never return to pytest)
+        code = 3
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, _said(check).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        said = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child could not drop privileges"
+    return said
+
+
+def test_unreadable_local_file():
+    # a folder anyone may enter, holding a file only its owner (root, or this user) may read
+    folder = Path(tempfile.mkdtemp(prefix="opsflow-unreadable-"))
+    try:
+        folder.chmod(0o755)
+        export = folder / "locked.csv"
+        export.write_bytes(b"x")
+        export.chmod(0o600)
+        if os.geteuid() == 0:
+            said = _as_nobody(lambda: attempt(str(export)))
+        else:
+            export.chmod(0)
+            said = _said(lambda: attempt(str(export)))
+            export.chmod(0o600)
+        assert said == f"PermissionError: location: {export} is not readable"
+        with local_export(str(export)) as path:  # while its owner reads it in place
+            assert path.read_bytes() == b"x"
+    finally:
+        shutil.rmtree(folder)
 
 
 # ----------------------------------------------------------------------------- HTTPS
@@ -433,7 +483,48 @@ def test_storage_options_from_aws_blocks(moto_url):
     )
     assert (minio["key"], minio["secret"]) == ("minio", CANARY)
     assert minio["client_kwargs"]["endpoint_url"] == "http://127.0.0.1:9000"
-    assert storage_options("s3") == {"config_kwargs": storage_options("s3")["config_kwargs"]}
+    # no block: the SDK's credential chain, with one attempt per call and bounded waits
+    assert storage_options("s3") == {
+        "config_kwargs": {
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
+            "connect_timeout": 10,
+            "read_timeout": 60,
+        }
+    }
+
+
+def test_storage_options_reach_the_s3_client_and_read_from_moto(moto_url):
+    """The options of a block with known values, given to s3fs, make a client that has
+    them (region, endpoint, key, timeouts, no retries) and reads the block's bucket."""
+    import fsspec
+    from prefect_aws import AwsCredentials
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        aws_access_key_id=MOTO_KEY,
+        aws_secret_access_key="x",
+        region_name="eu-west-1",
+    )
+    s3.create_bucket(
+        Bucket="eu-exports", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    s3.put_object(Bucket="eu-exports", Key="focus/2026-10.csv", Body=b"BilledCost\n1.5\n")
+    block = AwsCredentials(
+        aws_access_key_id=MOTO_KEY,
+        aws_secret_access_key=CANARY,
+        region_name="eu-west-1",
+        aws_client_parameters={"endpoint_url": moto_url, "config": {"read_timeout": 7}},
+    )
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **storage_options("s3", block))
+    assert fs.cat_file("eu-exports/focus/2026-10.csv") == b"BilledCost\n1.5\n"
+    client = fs.s3
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.endpoint_url == moto_url
+    assert client.meta.config.read_timeout == 7 and client.meta.config.connect_timeout == 10
+    assert client.meta.config.retries["total_max_attempts"] == 1
+    frozen = client._request_signer._credentials
+    assert (frozen.access_key, frozen.secret_key) == (MOTO_KEY, CANARY)
 
 
 def test_storage_options_assume_role_through_the_blocks_session(moto_url, monkeypatch):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import json
 import os
 import socket
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 import httpx2
@@ -56,11 +58,17 @@ def test_one_tool_per_flow_with_prefect_schemas_and_hints(serve_api):
         tool = tools[spec.tool_name]
         schema = dict(tool.input_schema)
         props = dict(schema["properties"])
-        assert props.pop("wait_seconds")["default"] > 0
-        props.pop("idempotency_key")
-        prefect_schema = spec.flow.parameters.model_dump_for_openapi()
-        assert props == prefect_schema["properties"]  # the flow's own schema, not a copy
-        assert schema.get("required", []) == prefect_schema.get("required", [])
+        wait = props.pop("wait_seconds")
+        assert wait["type"] == "number" and wait["minimum"] == 0 and wait["default"] > 0
+        assert {"type": "string", "maxLength": 200} in props.pop("idempotency_key")["anyOf"]
+        # one property per parameter of the flow function; required = no default
+        params = inspect.signature(spec.flow.fn).parameters
+        assert list(props) == list(params), spec.name
+        required = [n for n, p in params.items() if p.default is inspect.Parameter.empty]
+        assert schema.get("required", []) == required, spec.name
+        for name, param in params.items():
+            if param.default is not inspect.Parameter.empty:
+                assert "default" in props[name], (spec.name, name)
         assert tool.annotations.read_only_hint == (spec.read_only and not spec.destructive)
         assert tool.annotations.destructive_hint == spec.destructive
         assert tool.description.startswith(spec.summary)
@@ -68,9 +76,28 @@ def test_one_tool_per_flow_with_prefect_schemas_and_hints(serve_api):
         assert {"flow_run_id", "state", "result", "ui_url", "artifact_keys"} <= set(
             out["properties"]
         )
+    # the bounds a model must respect, as compare-compute declares them
+    compare = tools["compare_compute"].input_schema
+    props = compare["properties"]
+    assert compare["required"] == ["vcpus", "memory_gib"]
+    assert _bounds(props["vcpus"]) == ("integer", 1, None, 1024)
+    assert _bounds(props["memory_gib"]) == ("number", None, 0, 32768)
+    assert _bounds(props["hours_per_month"]) == ("number", None, 0, 744)
+    assert props["hours_per_month"]["default"] == 730
+    assert _bounds(props["max_options"]) == ("integer", 1, None, 500)
+    assert props["providers"]["type"] == "array"
+    assert props["providers"]["items"]["enum"] == ["aws", "gcp", "azure"]
+    assert props["spot_allowed"] == {**props["spot_allowed"], "type": "boolean", "default": False}
+    assert {"type": "null"} in props["region"]["anyOf"]  # optional, and may be null
+    assert tools["remediate"].input_schema["required"] == ["suggestion"]
     # the result schema is the flow's result model
     out = json.dumps(tools["compare_compute"].output_schema)
     assert "ComputeComparison" in out and "recommendation" in out
+
+
+def _bounds(prop: dict) -> tuple:
+    """(type, minimum, exclusiveMinimum, maximum) of a JSON-schema property."""
+    return (prop["type"], prop.get("minimum"), prop.get("exclusiveMinimum"), prop.get("maximum"))
 
 
 def test_compare_compute_returns_structured_result(serve_api):
@@ -151,21 +178,16 @@ def test_same_idempotency_key_returns_the_same_run(serve_api):
     ],
 )
 def test_invalid_arguments_are_tool_errors_naming_the_field(serve_api, args, field):
+    since = datetime.now(UTC)
+
     async def go():
         async with Client(server()) as client:
-            before = await client.call_tool("list_flow_runs", {"limit": 200})
-            res = await client.call_tool("compare_compute", args)
-            after = await client.call_tool("list_flow_runs", {"limit": 200})
-            return (
-                res,
-                len(before.structured_content["runs"]),
-                len(after.structured_content["runs"]),
-            )
+            return await client.call_tool("compare_compute", args)
 
-    res, before, after = run(go())
+    res = run(go())
     assert res.is_error
     assert field in res.content[0].text
-    assert before == after  # nothing was started
+    assert _runs_since(serve_api.api_url, since) == []  # nothing was started
 
 
 def test_unknown_tool_is_an_error(serve_api):
@@ -389,8 +411,17 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise TimeoutError(f"port {port} never opened")
 
 
-def _count_runs(api_url: str) -> int:
-    return len(httpx.post(f"{api_url}/flow_runs/filter", json={"limit": 200}, timeout=10).json())
+def _runs_since(api_url: str, since: datetime, flow: str = "compare-compute") -> list[str]:
+    """Ids of the runs of ``flow`` created to start at or after ``since`` (a run the bridge
+    starts is scheduled for the moment it is created), however many runs exist."""
+    body = {
+        "flows": {"name": {"any_": [flow]}},
+        "flow_runs": {"expected_start_time": {"after_": since.isoformat()}},
+        "limit": 200,
+    }
+    runs = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10)
+    runs.raise_for_status()
+    return [r["id"] for r in runs.json()]
 
 
 def test_http_requires_the_bearer_token(serve, opsflow_home):
@@ -399,7 +430,7 @@ def test_http_requires_the_bearer_token(serve, opsflow_home):
     try:
         _wait_port(port, proc)
         url = f"http://127.0.0.1:{port}/mcp"
-        before = _count_runs(serve.api_url)
+        since = datetime.now(UTC)
         call = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -412,7 +443,7 @@ def test_http_requires_the_bearer_token(serve, opsflow_home):
             r = httpx.post(url, json=call, headers=h, timeout=10)
             assert r.status_code == 401, (auth, r.text)
             assert TOKEN not in r.text
-        assert _count_runs(serve.api_url) == before  # nothing started
+        assert _runs_since(serve.api_url, since) == []  # nothing started
 
         async def go():
             http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=180)
@@ -426,6 +457,8 @@ def test_http_requires_the_bearer_token(serve, opsflow_home):
         tools, res = run(go())
         assert "compare_compute" in tools
         assert res.structured_content["state"] == "Completed"
+        # the filter sees the one run the authorized call started
+        assert _runs_since(serve.api_url, since) == [res.structured_content["flow_run_id"]]
     finally:
         proc.terminate()
         proc.wait(30)

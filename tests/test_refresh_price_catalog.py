@@ -23,16 +23,10 @@ from botocore.exceptions import (
 )
 from google.api_core import exceptions as gx
 from google.auth import exceptions as gax
+from prefect.client.schemas.objects import StateType
 from prefect.states import Failed
 
-from tasks.common.retry import (
-    RETRIES,
-    RETRY_BACKOFF_FACTOR,
-    RETRY_JITTER_FACTOR,
-    is_transient,
-    one_line_reason,
-    retry_on_transient,
-)
+from tasks.common.retry import is_transient, one_line_reason, retry_on_transient
 from tasks.pricing import aws as aws_mod
 from tasks.pricing import azure as azure_mod
 from tasks.pricing import gcp as gcp_mod
@@ -48,6 +42,7 @@ from tasks.pricing.catalog import (
 )
 from tasks.pricing.prices import Quote, biggest_changes, merge_prices, refresh_scope
 from tests.conftest import task_run_count
+from tests.retries import assert_backoff_with_jitter, shrink_waits
 from tests.servers.aws_pricing import AwsPricingServer, aws_error, ec2_product
 from tests.servers.azure_retail import AzureRetailServer, parse_filter, vm_item
 from tests.servers.gcp_catalog import (
@@ -393,17 +388,47 @@ def test_one_line_reason_masks_secrets_and_newlines():
     )
 
 
-@pytest.mark.parametrize(
-    "fetch", [aws_mod.fetch_aws_prices, azure_mod.fetch_azure_prices, gcp_mod.fetch_gcp_prices]
-)
-def test_tasks_retry_with_exponential_backoff_and_jitter(fetch):
-    assert fetch.retries == RETRIES == 3
-    assert fetch.retry_delay_seconds == [RETRY_BACKOFF_FACTOR * 2**i for i in range(RETRIES)]
-    assert (
-        fetch.retry_delay_seconds[0] < fetch.retry_delay_seconds[1] < fetch.retry_delay_seconds[2]
+@pytest.mark.parametrize("provider", ["aws", "azure", "gcp"])
+def test_tasks_retry_with_exponential_backoff_and_jitter(
+    harness, request, monkeypatch, gcp_key, provider
+):
+    """A server that answers 503 three times, then serves: the task succeeds on its 4th
+    attempt, after waits that grow and vary (observed, see tests/retries.py)."""
+    if provider == "aws":
+        server = request.getfixturevalue("aws_server")
+        server.fail(503, aws_error("ServiceUnavailableException", "try again"), times=3)
+        task = aws_mod.fetch_aws_prices
+        args = (aws_block(server), ["m5.large"], ["eu-west-1"])
+        kwargs = {"include_spot": False}
+    elif provider == "azure":
+        server = request.getfixturevalue("azure_server")
+        server.fail(503, {"error": {"code": "ServiceUnavailable"}}, times=3)
+        task = azure_mod.fetch_azure_prices
+        args, kwargs = (["Standard_D2s_v5"], ["westeurope"]), {"endpoint": server.url}
+    else:
+        server = request.getfixturevalue("gcp_server")
+        server.fail(503, google_error_body(503, "UNAVAILABLE", "try again"), times=3)
+        task = gcp_mod.fetch_gcp_prices
+        args = (gcp_block(server, gcp_key), small_catalogs()["gcp"].instances, ["us-central1"])
+        kwargs = {"api_endpoint": server.url}
+    shrink_waits(monkeypatch, task)
+    state = task(*args, return_state=True, **kwargs)
+    assert state.is_completed(), state
+    assert server.faults_served == 3
+    api = [r for r in server.requests if server.is_api_request(r)]
+    # attempts 1-3 each stopped at their first (failed) request; attempt 4 starts after
+    attempt_times = [r.at for r in api[:4]]
+    assert_backoff_with_jitter(state, attempt_times)
+
+
+def test_task_run_count_fails_when_the_final_state_never_shows(harness, azure_server):
+    state = azure_mod.fetch_azure_prices(
+        ["Standard_D2s_v5"], ["westeurope"], endpoint=azure_server.url, return_state=True
     )
-    assert fetch.retry_jitter_factor == RETRY_JITTER_FACTOR > 0
-    assert fetch.retry_condition_fn is retry_on_transient
+    assert task_run_count(state) == 1
+    never = state.model_copy(update={"type": StateType.FAILED})  # the API holds COMPLETED
+    with pytest.raises(pytest.fail.Exception, match="state COMPLETED after 1 s, never"):
+        task_run_count(never, timeout=1)
 
 
 # ------------------------------------------------------------------------ parsing

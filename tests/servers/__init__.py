@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +31,7 @@ class Seen:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (epoch seconds)
 
 
 class LocalServer:
