@@ -108,9 +108,7 @@ def flow_durations_from_db(db: Path, samples: list[Sample]) -> None:
 
 
 def stop_serve(home: Path) -> None:
-    subprocess.run(
-        [str(BIN / "opsflow"), "stop"], env=env_for(home), cwd=REPO, capture_output=True
-    )
+    subprocess.run([str(BIN / "opsflow"), "stop"], env=env_for(home), cwd=REPO, capture_output=True)
 
 
 def load() -> str:

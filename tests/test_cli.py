@@ -81,9 +81,11 @@ def read_run_by_id(home: Path, api_url: str, run_id: str) -> dict:
         "from prefect import get_client\n"
         "with get_client(sync_client=True) as client:\n"
         "    run = client.read_flow_run(sys.argv[1])\n"
-        "print(json.dumps({'state': run.state.type.value, 'deployment_id': run.deployment_id,\n"
-        "    'result': getattr(r := run.state.result(), 'model_dump', lambda **_: r)(mode='json')},\n"
-        "    default=str))\n"
+        "result = run.state.result()\n"
+        "if hasattr(result, 'model_dump'):\n"
+        "    result = result.model_dump(mode='json')\n"
+        "out = {'state': run.state.type.value, 'deployment_id': run.deployment_id}\n"
+        "print(json.dumps({**out, 'result': result}, default=str))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(OPSFLOW_HOME=str(home), PREFECT_API_URL=api_url)
