@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -51,9 +52,18 @@ class Sample:
     flow: float | None = None
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SERVE_PORT = str(free_port())  # never the default 4200: other servers may want it
+
+
 def env_for(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["OPSFLOW_HOME"] = str(home)
+    env.update(OPSFLOW_HOME=str(home), OPSFLOW_SERVE_PORT=SERVE_PORT)
     return env
 
 

@@ -156,7 +156,13 @@ def run_cmd(flow_name: str, params_json: str, ephemeral: bool) -> None:
 
 
 @cli.command("serve")
-@click.option("--port", type=int, default=None, help="Local Prefect server port (default 4200).")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    envvar="OPSFLOW_SERVE_PORT",  # also the port of a serve that `opsflow run` starts
+    help="Local Prefect server port (default 4200, or a free one when taken).",
+)
 @click.option("--background", is_flag=True, help="Start detached and return once ready.")
 def serve_cmd(port: int | None, background: bool) -> None:
     """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow."""

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,15 @@ STARTED = re.compile(
 )
 
 
+def free_port() -> int:
+    """A port nobody listens on now, never Prefect's default 4200."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            if (port := s.getsockname()[1]) != 4200:
+                return port
+
+
 def opsflow(*args: str, home=None, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ}
     if home is not None:
@@ -29,6 +39,8 @@ def opsflow(*args: str, home=None, timeout: float = 240) -> subprocess.Completed
         for key in ("PREFECT_HOME", "PREFECT_SERVER_DATABASE_CONNECTION_URL"):
             env.pop(key, None)
         env.pop("PREFECT_LOCAL_STORAGE_PATH", None)
+        # a serve that `opsflow run` starts must not depend on the default port being free
+        env["OPSFLOW_SERVE_PORT"] = str(free_port())
     env.pop("PREFECT_API_URL", None)
     return subprocess.run(
         [str(BIN / "opsflow"), *args],
@@ -164,6 +176,7 @@ def test_first_run_starts_the_background_serve_and_later_runs_reuse_it(auto_serv
     assert first.returncode == 0, first.stderr[-3000:]
     [started] = [m for ln in first.stderr.splitlines() if (m := STARTED.match(ln))]
     pid, ui_url = int(started[1]), started[2]
+    assert not ui_url.endswith(":4200")  # OPSFLOW_SERVE_PORT reached the serve it started
     state = json.loads((auto_serve_home / "serve.json").read_text())
     assert (state["pid"], state["ui_url"]) == (pid, ui_url)
     os.kill(pid, 0)  # the serve outlives the command
