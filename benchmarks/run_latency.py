@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PARAMS = '{"vcpus": 8, "memory_gib": 32}'
 RUN_ID = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
+RUN_NAME = re.compile(r"Beginning flow run '([^']+)'")  # an ephemeral server links no UI
 STARTED = re.compile(r"^started opsflow serve in the background \(pid (\d+), UI (\S+)\)")
 
 
@@ -47,7 +48,8 @@ class Sample:
     label: str
     wall: float
     cpu: float
-    run_id: str
+    run_name: str
+    run_id: str | None
     serve_line_at: float | None = None  # seconds until the "started opsflow serve" line
     flow: float | None = None
 
@@ -91,8 +93,9 @@ def run_once(home: Path, label: str, *extra: str) -> Sample:
     stderr = "\n".join(lines)
     if proc.returncode != 0 or not out.read_text().lstrip().startswith("{"):
         raise SystemExit(f"{label}: exit {proc.returncode}\n{stderr[-3000:]}")
-    [run_id] = set(RUN_ID.findall(stderr))
-    return Sample(label, wall, usage.ru_utime + usage.ru_stime, run_id, serve_line_at)
+    [run_name] = set(RUN_NAME.findall(stderr))
+    run_id = next(iter(RUN_ID.findall(stderr)), None)
+    return Sample(label, wall, usage.ru_utime + usage.ru_stime, run_name, run_id, serve_line_at)
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -112,7 +115,7 @@ def flow_durations_from_db(db: Path, samples: list[Sample]) -> None:
     with sqlite3.connect(db) as conn:
         for s in samples:
             start, end = conn.execute(
-                "SELECT start_time, end_time FROM flow_run WHERE id = ?", (s.run_id,)
+                "SELECT start_time, end_time FROM flow_run WHERE name = ?", (s.run_name,)
             ).fetchone()
             s.flow = _seconds(start, end)
 

@@ -54,7 +54,11 @@ def _start_background_serve() -> None:
     try:
         state, child = local_server.ensure_serve(detached=True)
     except RuntimeError as exc:
-        _fail(f"could not start opsflow serve ({exc}); `opsflow run --ephemeral` needs none")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(
+            f"could not start opsflow serve: {first} (see {data_dir() / 'serve.log'}); "
+            "`opsflow run --ephemeral` runs without it"
+        )
     if child is not None:
         click.echo(
             f"started opsflow serve in the background (pid {state.pid}, UI {state.ui_url}); "

@@ -271,3 +271,39 @@ def test_run_collect_costs_on_a_downloaded_export(tmp_path, auto_serve_home):
     assert result["summary"]["unconverted"] == {}  # EUR converted with the given rate
     assert result["quarantine"]["rows"] > 0
     assert (auto_serve_home / "costs" / "_manifest.json").exists()
+
+
+def test_a_serve_that_cannot_start_is_one_error_line_and_leaves_nothing(tmp_path):
+    """The port for the serve is taken: exit 1 naming the problem and the way out."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env_port = str(taken.getsockname()[1])
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+            "OPSFLOW_HOME": str(home),
+            "OPSFLOW_SERVE_PORT": env_port,
+        }
+        proc = subprocess.run(
+            [
+                str(BIN / "opsflow"),
+                "run",
+                "compare-compute",
+                "--params",
+                '{"vcpus": 2, "memory_gib": 4}',
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert errors[0].startswith("error: could not start opsflow serve: ")
+    assert f"{home / 'serve.log'}" in errors[0] and "--ephemeral" in errors[0]
+    assert proc.stdout == ""
+    assert processes_of(home) == []
