@@ -66,6 +66,9 @@ SERVE_PORT = str(free_port())  # never the default 4200: other servers may want 
 def env_for(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(OPSFLOW_HOME=str(home), OPSFLOW_SERVE_PORT=SERVE_PORT)
+    # opsflow gives the baseline's temporary server 60 s to start: too little for a fresh
+    # database on a loaded machine; measured here rather than failed
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "600"
     return env
 
 
