@@ -39,6 +39,7 @@ benchmark: install
 	$(BIN)/python benchmarks/templates.py
 	$(BIN)/python benchmarks/detect_incidents.py
 	$(BIN)/python benchmarks/bridge_latency.py
+	$(BIN)/python benchmarks/run_latency.py
 
 deployments: install
 	$(BIN)/opsflow deployments

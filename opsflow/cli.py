@@ -28,18 +28,18 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def _use_running_serve() -> local_server.ServeState | None:
+def _use_running_serve(ephemeral: bool = False) -> local_server.ServeState | None:
     """Point this process at a running ``opsflow serve`` when no API is configured.
 
-    With none running, Prefect starts a temporary in-process server; it gets its own
-    database so it never opens the one a later ``opsflow serve`` owns.
+    With none running and ``ephemeral``, Prefect starts a temporary in-process server;
+    it gets its own database so it never opens the one ``opsflow serve`` owns.
     """
     if os.environ.get("PREFECT_API_URL"):
         return None
     state = local_server.running_instance()
     if state:
         os.environ["PREFECT_API_URL"] = state.api_url
-    elif os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") == (
+    elif ephemeral and os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") == (
         environment.local_database_url()
     ):
         os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = environment.ephemeral_database_url()
@@ -67,6 +67,49 @@ def _load_config(config_file: Path | None, validate: bool = True):
     if config.path is not None:
         os.environ[CONFIG_ENV] = str(config.path)
     return config
+
+
+def _start_background_serve() -> None:
+    """Start (or join) the background ``opsflow serve`` and point Prefect at its API.
+
+    Prefect is imported by then (parameters are validated first), so its global
+    settings are refreshed to pick up the new ``PREFECT_API_URL``.
+    """
+    try:
+        state, child = local_server.ensure_serve(detached=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(
+            f"could not start opsflow serve: {first} (see {data_dir() / 'serve.log'}); "
+            "`opsflow run --ephemeral` runs without it"
+        )
+    if child is not None:
+        click.echo(
+            f"started opsflow serve in the background (pid {state.pid}, UI {state.ui_url}); "
+            "`opsflow stop` stops it",
+            err=True,
+        )
+    os.environ["PREFECT_API_URL"] = state.api_url
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()
+
+
+def _find_spec(name: str):
+    """The registry entry for ``name``, importing only its flow module when possible.
+
+    ``get_spec`` imports every flow module up to the match (seconds for the late
+    ones); the entrypoint's function name is the flow name in the usual case.
+    """
+    from flows.registry import REGISTRY, get_spec
+
+    wanted = name.replace("_", "-")
+    for spec in REGISTRY:
+        if spec.entrypoint.partition(":")[2].replace("_", "-") == wanted:
+            if name in (spec.name, spec.tool_name):
+                return spec
+            break
+    return get_spec(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,14 +147,23 @@ def flows_cmd(as_json: bool) -> None:
 @cli.command("run")
 @click.argument("flow_name")
 @click.option("--params", "params_json", default="{}", help="Flow parameters as a JSON object.")
-def run_cmd(flow_name: str, params_json: str) -> None:
-    """Run one flow and print its result as JSON on stdout (logs go to stderr)."""
-    _use_running_serve()
+@click.option(
+    "--ephemeral",
+    is_flag=True,
+    help="Start no background serve: with none running, use a temporary Prefect "
+    "server for this command only (slower, leaves nothing running).",
+)
+def run_cmd(flow_name: str, params_json: str, ephemeral: bool) -> None:
+    """Run one flow and print its result as JSON on stdout (logs go to stderr).
+
+    With no PREFECT_API_URL and no serve running, the first run starts the background
+    ``opsflow serve`` and later runs reuse it; the flow runs in this process either way.
+    """
+    serve_state = _use_running_serve(ephemeral)
     from flows.params import InvalidParameters, validate_parameters
-    from flows.registry import get_spec
 
     try:
-        spec = get_spec(flow_name)
+        spec = _find_spec(flow_name)
     except KeyError as exc:
         _fail(exc.args[0], 2)
     try:
@@ -122,6 +174,8 @@ def run_cmd(flow_name: str, params_json: str) -> None:
         validate_parameters(spec.flow, params)
     except InvalidParameters as exc:
         _fail(str(exc), 2)
+    if serve_state is None and not ephemeral and not os.environ.get("PREFECT_API_URL"):
+        _start_background_serve()
     state = spec.flow(**params, return_state=True)
     if not state.is_completed():
         _fail(f"flow run {state.name}: {state.message or 'no message'}")
@@ -130,7 +184,14 @@ def run_cmd(flow_name: str, params_json: str) -> None:
 
 
 @cli.command("serve")
-@click.option("--port", type=int, default=None, help="Local Prefect server port (default 4200).")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    envvar="OPSFLOW_SERVE_PORT",  # exactly this port, also for a serve that `opsflow run` starts
+    help="Local Prefect server port, exactly (default: PREFECT_SERVER_API_PORT if free, else 4200 "
+    "if free, else any free port).",
+)
 @click.option("--background", is_flag=True, help="Start detached and return once ready.")
 @config_option
 def serve_cmd(port: int | None, background: bool, config_file: Path | None) -> None:
