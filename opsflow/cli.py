@@ -197,12 +197,13 @@ def run_cmd(flow_name: str, params_json: str, ephemeral: bool) -> None:
 def serve_cmd(port: int | None, background: bool, config_file: Path | None) -> None:
     """Start a local Prefect server (unless PREFECT_API_URL is set) and serve every flow,
     with the config file's parameters and schedules."""
-    try:
-        environment.database_url()  # OPSFLOW_DATABASE_URL: checked before anything starts
-    except environment.InvalidDatabaseURL as exc:
-        _fail(str(exc), 2)
     # Shape and secrets now; flows and parameters once Prefect may be imported (below).
     config = _load_config(config_file, validate=background)
+    try:  # checked before anything starts; OPSFLOW_DATABASE_URL wins over [server]
+        environment.use_config_database_url(config.server, str(config.path or "opsflow.toml"))
+        environment.database_url()
+    except environment.InvalidDatabaseURL as exc:
+        _fail(str(exc), 2)
     if background:
         if config.path and local_server.running_instance():
             click.echo("opsflow serve is already running: `opsflow stop` first to apply --config")

@@ -7,6 +7,9 @@ Prefect reads its settings when it is first imported, so the CLI calls
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from tasks.common.paths import data_dir, prefect_home, results_dir
 
@@ -40,6 +43,23 @@ def database_url() -> str | None:
         return None
     validate_database_url(url, DATABASE_URL_VARIABLE)
     return url
+
+
+def use_config_database_url(server: Mapping[str, Any], where: str) -> None:
+    """Take ``[server] database_url`` of the config file unless ``OPSFLOW_DATABASE_URL`` is set.
+
+    The config file holds no secrets (its loader refuses a URL with a password), so such a
+    URL authenticates another way (``~/.pgpass``, ``PGPASSFILE``, trust/peer). It is put in
+    the environment so the server and every process started from here see the same.
+    """
+    url = server.get("database_url")
+    if url is None or os.environ.get(DATABASE_URL_VARIABLE, "").strip():
+        return
+    field = f"{Path(where).name}: server.database_url"
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidDatabaseURL(f"{field}: must be a non-empty string")
+    validate_database_url(url.strip(), field)
+    os.environ[DATABASE_URL_VARIABLE] = url.strip()
 
 
 def validate_database_url(url: str, field: str) -> None:

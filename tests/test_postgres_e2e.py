@@ -193,3 +193,34 @@ def test_wrong_password_fails_start_up_without_showing_it(postgres, tmp_path):  
     assert "password authentication failed" in out, out[-3000:]
     assert CANARY not in out
     assert f"postgresql+asyncpg://wrongpw:***@127.0.0.1:{postgres.port}/wrongpw" in out
+
+
+def _serve_with_config(home: Path, toml: str) -> subprocess.CompletedProcess:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "opsflow.toml").write_text(toml)
+    env = {**os.environ, "OPSFLOW_HOME": str(home)}
+    for key in (
+        "PREFECT_API_URL",
+        "PREFECT_HOME",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+        "OPSFLOW_DATABASE_URL",
+    ):
+        env.pop(key, None)
+    return subprocess.run(
+        [str(BIN / "opsflow"), "serve"], env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+@pytest.mark.server_errors_expected  # the server cannot reach its database, by design
+def test_config_file_database_url_is_checked_and_reaches_the_server(tmp_path):
+    bad = _serve_with_config(tmp_path / "bad", '[server]\ndatabase_url = "mysql://db/x"\n')
+    assert bad.returncode == 2
+    assert "opsflow.toml: server.database_url: driver 'mysql' is not supported" in bad.stderr
+    assert not (tmp_path / "bad" / "prefect-server.log").exists()  # refused before starting
+
+    # No password in the file (it is refused there): the server gets this URL and, with
+    # nothing listening on port 9, fails to start naming it.
+    url = "postgresql+asyncpg://opsflow@127.0.0.1:9/prefect"
+    down = _serve_with_config(tmp_path / "down", f'[server]\ndatabase_url = "{url}"\n')
+    assert down.returncode != 0
+    assert f"Prefect server database: {url}" in down.stdout + down.stderr
