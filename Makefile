@@ -40,6 +40,7 @@ benchmark: install
 	$(BIN)/python benchmarks/detect_incidents.py
 	$(BIN)/python benchmarks/bridge_latency.py
 	$(BIN)/python benchmarks/run_latency.py
+	$(BIN)/python benchmarks/concurrent_runs.py
 
 deployments: install
 	$(BIN)/opsflow deployments
