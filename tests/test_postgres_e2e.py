@@ -184,6 +184,7 @@ def test_bad_database_url_is_refused_before_anything_starts(tmp_path, url, reaso
     assert not (tmp_path / "prefect-server.log").exists()
 
 
+@pytest.mark.server_errors_expected  # the server cannot log in to its database, by design
 def test_wrong_password_fails_start_up_without_showing_it(postgres, tmp_path):  # noqa: F811
     url = postgres.create_database("wrongpw", "wrongpw", "right-password")
     wrong = url.replace("right-password", PASSWORD.replace("/", "%2F").replace("@", "%40"))
