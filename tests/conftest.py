@@ -262,11 +262,32 @@ SERVER_LOG_NAME = "prefect-server.log"
 _LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
 
 
+# One benign report: Prefect's task-run recorder found SQLite busy under concurrent writers
+# and keeps the events to retry ("0 dropped"). Nothing is lost; it is not an incompatibility.
+_RETRIED_FLUSH = re.compile(r"Error flushing \d+ events \(\d+ to retry, 0 dropped\)")
+_RECORD_START = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} \| ")
+SQLITE_BUSY = "(sqlite3.OperationalError) database is locked"
+
+
+def _retried_sqlite_busy(lines: list[str], i: int) -> bool:
+    """Is line ``i`` the header of a retried flush whose traceback is SQLite being busy?"""
+    if not _RETRIED_FLUSH.search(lines[i]):
+        return False
+    end = next((j for j in range(i + 1, len(lines)) if _RECORD_START.match(lines[j])), len(lines))
+    return any(SQLITE_BUSY in line for line in lines[i + 1 : end])
+
+
 def server_log_problems(text: str, context: int = 25) -> list[str]:
     """The passages of a server log that report an error or a traceback."""
     lines = text.splitlines()
     passages, end = [], -1
     for i, line in enumerate(lines):
+        if i > end and _retried_sqlite_busy(lines, i):
+            end = next(
+                (j - 1 for j in range(i + 1, len(lines)) if _RECORD_START.match(lines[j])),
+                len(lines),
+            )
+            continue
         if i > end and _LOG_PROBLEM.search(line):
             end = i + context
             passages.append("\n".join(lines[i : end + 1]))

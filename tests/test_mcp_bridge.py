@@ -412,11 +412,13 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
 
 
 def _runs_since(api_url: str, since: datetime, flow: str = "compare-compute") -> list[str]:
-    """Ids of the runs of ``flow`` created to start at or after ``since`` (a run the bridge
-    starts is scheduled for the moment it is created), however many runs exist."""
+    """Ids of the runs of ``flow`` created to start between ``since`` and now (a run the
+    bridge starts is scheduled for the moment it is created; a run another test scheduled
+    for later is not one of them), however many runs exist."""
+    window = {"after_": since.isoformat(), "before_": datetime.now(UTC).isoformat()}
     body = {
         "flows": {"name": {"any_": [flow]}},
-        "flow_runs": {"expected_start_time": {"after_": since.isoformat()}},
+        "flow_runs": {"expected_start_time": window},
         "limit": 200,
     }
     runs = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10)
