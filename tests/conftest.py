@@ -262,19 +262,31 @@ SERVER_LOG_NAME = "prefect-server.log"
 _LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
 
 
-# One benign report: Prefect's task-run recorder found SQLite busy under concurrent writers
-# and keeps the events to retry ("0 dropped"). Nothing is lost; it is not an incompatibility.
-_RETRIED_FLUSH = re.compile(r"Error flushing \d+ events \(\d+ to retry, 0 dropped\)")
+# One benign kind of report: SQLite was busy ("database is locked") under concurrent
+# writers. Prefect retries it (the task-run recorder keeps the events, a client retries a
+# refused state change); it is SQLite's write lock, the reason a team's server belongs on
+# PostgreSQL, not an incompatibility. Any other error or traceback is a problem.
 _RECORD_START = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} \| ")
 SQLITE_BUSY = "(sqlite3.OperationalError) database is locked"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
-def _retried_sqlite_busy(lines: list[str], i: int) -> bool:
-    """Is line ``i`` the header of a retried flush whose traceback is SQLite being busy?"""
-    if not _RETRIED_FLUSH.search(lines[i]):
+def _record_end(lines: list[str], i: int) -> int:
+    """Index of the last line of the log record that starts at line ``i``."""
+    return next(
+        (j - 1 for j in range(i + 1, len(lines)) if _RECORD_START.match(lines[j])), len(lines) - 1
+    )
+
+
+def _sqlite_busy(lines: list[str], i: int) -> bool:
+    """Is line ``i`` an ERROR record whose traceback ends in SQLite being busy?"""
+    if not (_RECORD_START.match(lines[i]) and "| ERROR" in lines[i]):
         return False
-    end = next((j for j in range(i + 1, len(lines)) if _RECORD_START.match(lines[j])), len(lines))
-    return any(SQLITE_BUSY in line for line in lines[i + 1 : end])
+    body = lines[i + 1 : _record_end(lines, i) + 1]
+    causes = [line for line in body if _EXCEPTION_LINE.match(line)]  # the chain's exceptions
+    return any(SQLITE_BUSY in line for line in causes) and all(
+        line.rstrip().endswith("database is locked") for line in causes
+    )
 
 
 def server_log_problems(text: str, context: int = 25) -> list[str]:
@@ -282,11 +294,8 @@ def server_log_problems(text: str, context: int = 25) -> list[str]:
     lines = text.splitlines()
     passages, end = [], -1
     for i, line in enumerate(lines):
-        if i > end and _retried_sqlite_busy(lines, i):
-            end = next(
-                (j - 1 for j in range(i + 1, len(lines)) if _RECORD_START.match(lines[j])),
-                len(lines),
-            )
+        if i > end and _sqlite_busy(lines, i):
+            end = _record_end(lines, i)
             continue
         if i > end and _LOG_PROBLEM.search(line):
             end = i + context

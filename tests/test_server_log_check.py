@@ -64,13 +64,17 @@ def test_an_error_line_or_a_traceback_is_a_problem_with_its_context(text):
     assert passage.splitlines()[-1] == text.splitlines()[-1]  # the exception line is shown
 
 
-def _flush_failure(dropped: int, cause: str) -> str:
+def _busy_record(header: str, cause: str) -> str:
     return "\n".join(
         [
-            f"20:36:13.854 | ERROR   | prefect.server.services.task_run_recorder - Error flushing"
-            f" 1 events (1 to retry, {dropped} dropped)",
+            f"20:36:13.854 | ERROR   | {header}",
             "Traceback (most recent call last):",
             '  File ".../sqlalchemy/engine/base.py", line 2000, in _exec_single_context',
+            f"sqlite3.OperationalError: {cause.split(') ', 1)[-1]}",
+            "",
+            "The above exception was the direct cause of the following exception:",
+            "",
+            "Traceback (most recent call last):",
             f"sqlalchemy.exc.OperationalError: {cause}",
             "[SQL: INSERT INTO task_run_state ...]",
             "",
@@ -78,15 +82,23 @@ def _flush_failure(dropped: int, cause: str) -> str:
     )
 
 
-def test_a_retried_flush_while_sqlite_is_busy_is_not_a_problem():
-    busy = "(sqlite3.OperationalError) database is locked"
-    assert server_log_problems(START + _flush_failure(0, busy) + SCHEDULER_FAILURE) == [
-        SCHEDULER_FAILURE.strip()
-    ]  # the next record is still read
-    # Anything else is: events dropped, or another cause.
-    assert server_log_problems(START + _flush_failure(1, busy))
-    other = "(sqlite3.OperationalError) no such table"
-    assert server_log_problems(START + _flush_failure(0, other))
+FLUSH = (
+    "prefect.server.services.task_run_recorder - Error flushing 1 events (1 to retry, 0 dropped)"
+)
+VALIDATION = "prefect.server - Encountered error during state validation"
+BUSY = "(sqlite3.OperationalError) database is locked"
+
+
+@pytest.mark.parametrize("header", [FLUSH, VALIDATION])
+def test_sqlite_being_busy_is_not_a_problem_but_the_next_record_is_read(header):
+    log = START + _busy_record(header, BUSY) + SCHEDULER_FAILURE
+    assert server_log_problems(log) == [SCHEDULER_FAILURE.strip()]
+
+
+def test_an_error_with_another_cause_is_a_problem():
+    assert server_log_problems(
+        START + _busy_record(VALIDATION, "(sqlite3.OperationalError) no such table")
+    )
 
 
 def test_the_watch_reports_what_a_log_gained_once(outside_root):
